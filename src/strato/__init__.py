@@ -1,0 +1,3 @@
+"""strato: self-hosted LLM infrastructure in one package."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import logging
+import os
+from typing import Annotated
+
+import typer
+
+from strato.cli.options import ConfigOption
+from strato.config import load_settings
+
+
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000).")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Start the OpenAI-compatible gateway."""
+    import uvicorn
+
+    from strato.gateway import build_gateway
+    from strato.server import create_app
+
+    settings = load_settings(config)
+    if host is not None:
+        settings.server.host = host
+    if port is not None:
+        settings.server.port = port
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    gateway = build_gateway(settings)
+    app = create_app(settings, gateway)
+    names = ", ".join(info.name for info in gateway.list_models())
+    typer.echo(f"strato: serving {names} on http://{settings.server.host}:{settings.server.port}/v1")
+    typer.echo(f"strato: traces go to {settings.store.resolved_url()}")
+    uvicorn.run(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=log_level.lower(),
+        timeout_graceful_shutdown=30,
+    )

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from strato.cli.options import ConfigOption
+from strato.config import load_settings
+from strato.store import Store, open_store
+from strato.types import Trace, TraceQuery
+
+app = typer.Typer(help="Inspect recorded requests.", no_args_is_help=True)
+
+
+def _open(config: ConfigOption) -> Store:
+    return open_store(load_settings(config).store.resolved_url())
+
+
+@app.command("list")
+def list_traces(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many, newest first.")] = 20,
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    errors: Annotated[bool, typer.Option("--errors", help="Only failed requests.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Recent requests with their model, status, tokens and timings."""
+    store = _open(config)
+    try:
+        found = store.traces(TraceQuery(limit=limit, model=model, errors_only=errors))
+    finally:
+        store.close()
+    if as_json:
+        for trace in found:
+            typer.echo(json.dumps(_as_dict(trace), ensure_ascii=False))
+        return
+    table = Table("id", "time", "model", "endpoint", "status", "in", "out", "ttft ms", "ms", "input")
+    for t in found:
+        table.add_row(
+            t.id,
+            _time(t.started_at),
+            t.requested_model or "-",
+            t.endpoint + (" (stream)" if t.stream else ""),
+            Text(str(t.status), style="green" if t.status < 400 else "red"),
+            str(t.prompt_tokens),
+            str(t.completion_tokens),
+            _ms(t.ttft_ms),
+            _ms(t.latency_ms),
+            _preview(t),
+        )
+    Console().print(table)
+
+
+@app.command("show")
+def show_trace(
+    trace_id: Annotated[str, typer.Argument(help="The trace id (x-strato-trace-id).")],
+    config: ConfigOption = None,
+) -> None:
+    """Everything recorded about one request."""
+    store = _open(config)
+    try:
+        trace = store.trace(trace_id)
+    finally:
+        store.close()
+    if trace is None:
+        typer.echo(f"strato: error: no trace {trace_id!r}", err=True)
+        raise typer.Exit(1)
+    facts = Table.grid(padding=(0, 2))
+    for key, value in _as_dict(trace).items():
+        if key not in {"request", "completion"}:
+            facts.add_row(Text(key, style="bold"), "-" if value is None else str(value))
+    parts: list[Panel | Table] = [facts]
+    request = dict(trace.request)
+    for message in request.pop("messages", []):
+        parts.append(Panel(message.get("content", ""), title=message.get("role", "?"), title_align="left"))
+    if "prompt" in request:
+        parts.append(Panel(str(request.pop("prompt")), title="prompt", title_align="left"))
+    if trace.completion is not None:
+        parts.append(Panel(trace.completion, title="completion", title_align="left", border_style="green"))
+    if trace.error:
+        parts.append(Panel(trace.error, title="error", title_align="left", border_style="red"))
+    parts.append(
+        Panel(json.dumps(request, indent=2, ensure_ascii=False), title="parameters", title_align="left")
+    )
+    Console().print(Group(*parts))
+
+
+def _as_dict(trace: Trace) -> dict[str, object]:
+    return {
+        "id": trace.id,
+        "started_at": _time(trace.started_at),
+        "endpoint": str(trace.endpoint),
+        "model": trace.requested_model,
+        "deployment": trace.deployment,
+        "provider": trace.provider,
+        "user": trace.user,
+        "key": trace.api_key,
+        "stream": trace.stream,
+        "status": trace.status,
+        "finish_reason": trace.finish_reason,
+        "prompt_tokens": trace.prompt_tokens,
+        "completion_tokens": trace.completion_tokens,
+        "ttft_ms": None if trace.ttft_ms is None else round(trace.ttft_ms, 1),
+        "latency_ms": None if trace.latency_ms is None else round(trace.latency_ms, 1),
+        "error_code": trace.error_code,
+        "error": trace.error,
+        "request": trace.request,
+        "completion": trace.completion,
+    }
+
+
+def _time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def _preview(trace: Trace, width: int = 40) -> str:
+    messages = trace.request.get("messages")
+    if messages:
+        text = str(messages[-1].get("content", ""))
+    elif "prompt" in trace.request:
+        text = str(trace.request["prompt"])
+    elif "input" in trace.request:
+        text = str(trace.request["input"][0] if trace.request["input"] else "")
+    else:
+        text = trace.error or ""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

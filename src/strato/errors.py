@@ -1,0 +1,72 @@
+"""Errors a user can be shown. Each carries the HTTP status and OpenAI error fields it maps to.
+
+Anything raised that is not a `StratoError` is a bug; the server still answers it with a 500 in
+OpenAI's error format and never with a stack trace.
+"""
+
+from __future__ import annotations
+
+
+class StratoError(Exception):
+    status: int = 500
+    type: str = "api_error"
+    code: str | None = "internal_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+    def to_body(self) -> dict[str, dict[str, str | None]]:
+        """OpenAI's error body: `{"error": {"message", "type", "param", "code"}}`."""
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class InvalidRequest(StratoError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class ContextLengthExceeded(InvalidRequest):
+    code = "context_length_exceeded"
+
+
+class RequestTooLarge(InvalidRequest):
+    status = 413
+    code = "request_too_large"
+
+
+class ModelNotFound(StratoError):
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class UpstreamError(StratoError):
+    """A remote upstream failed or could not be reached."""
+
+    status = 502
+    type = "upstream_error"
+    code = "upstream_error"
+
+    def __init__(
+        self, message: str, *, status: int = 502, code: str | None = None, param: str | None = None
+    ) -> None:
+        super().__init__(message, param=param, code=code)
+        self.status = status
+
+
+class UpstreamTimeout(UpstreamError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=504, code="upstream_timeout")
+
+
+class ClientDisconnected(StratoError):
+    """The client went away before the answer was complete (recorded as 499, as nginx does)."""
+
+    status = 499
+    type = "client_disconnected"
+    code = "client_disconnected"

@@ -1,0 +1,232 @@
+"""The request path, top to bottom: resolve the model -> call its provider -> record the trace.
+
+Later layers (auth, guards, cache, routing) slot in here as named steps, in this order:
+auth -> input guards -> cache -> route -> provider -> output guards -> record.
+The server and the CLI both call this class; neither talks to providers directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from strato.config import Settings
+from strato.errors import ClientDisconnected, StratoError
+from strato.observe.metrics import GatewayMetrics
+from strato.observe.recorder import TraceRecorder
+from strato.providers.registry import ModelTable, build_models
+from strato.store import open_store
+from strato.types import (
+    Chunk,
+    EmbeddingRequest,
+    Embeddings,
+    Endpoint,
+    Generation,
+    GenerationRequest,
+    ModelInfo,
+    Trace,
+)
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_MODEL_LABEL = "unknown"  # metrics label for names that are not configured (bounded cardinality)
+
+
+@dataclass
+class CallContext:
+    """Who is calling and when; created once per request by the server or the CLI."""
+
+    trace_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started_at: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.perf_counter)
+    api_key: str | None = None
+    recorded: bool = False  # set once the trace has been handed to the recorder
+
+
+class InternalError(StratoError):
+    """A bug in strato or a provider; the caller sees a clean 500, the log has the traceback."""
+
+
+class Gateway:
+    def __init__(self, models: ModelTable, recorder: TraceRecorder, metrics: GatewayMetrics) -> None:
+        self.models = models
+        self.recorder = recorder
+        self.metrics = metrics
+
+    def list_models(self) -> list[ModelInfo]:
+        return self.models.infos()
+
+    async def aclose(self) -> None:
+        """Stop the providers, then store every trace still queued."""
+        await self.models.aclose()
+        self.recorder.close()
+        self.recorder.store.close()
+
+    async def generate(self, request: GenerationRequest, ctx: CallContext) -> Generation:
+        trace = self._begin(ctx, request.endpoint, request.model, _request_record(request), request.user)
+        try:
+            provider = self.models.generator(request.model)
+            trace.deployment, trace.provider = request.model, provider.info().provider
+            with self._in_flight(request.model):
+                result = await provider.generate(request)
+        except BaseException as exc:
+            raise self._fail(trace, ctx, exc) from None
+        trace.completion, trace.finish_reason = result.text, result.finish_reason
+        trace.prompt_tokens, trace.completion_tokens = (
+            result.usage.prompt_tokens,
+            result.usage.completion_tokens,
+        )
+        self._finish(trace, ctx)
+        return result
+
+    async def stream(self, request: GenerationRequest, ctx: CallContext) -> AsyncIterator[Chunk]:
+        """Start a streamed answer. Errors known before the first token are raised here."""
+        trace = self._begin(ctx, request.endpoint, request.model, _request_record(request), request.user)
+        trace.stream = True
+        try:
+            provider = self.models.generator(request.model)
+            trace.deployment, trace.provider = request.model, provider.info().provider
+            chunks = await provider.stream(request)
+        except BaseException as exc:
+            raise self._fail(trace, ctx, exc) from None
+        return self._traced(chunks, trace, ctx)
+
+    async def embed(self, request: EmbeddingRequest, ctx: CallContext) -> Embeddings:
+        record = {"input": list(request.inputs)}
+        trace = self._begin(ctx, Endpoint.EMBEDDING, request.model, record, request.user)
+        try:
+            embedder = self.models.embedder(request.model)
+            trace.deployment, trace.provider = request.model, embedder.info().provider
+            with self._in_flight(request.model):
+                result = await embedder.embed(request)
+        except BaseException as exc:
+            raise self._fail(trace, ctx, exc) from None
+        trace.prompt_tokens = result.usage.prompt_tokens
+        self._finish(trace, ctx)
+        return result
+
+    def record_rejected(
+        self, ctx: CallContext, endpoint: Endpoint, model: str | None, body: Any, error: StratoError
+    ) -> None:
+        """Record a request refused before it reached the gateway (malformed JSON, invalid fields)."""
+        trace = self._begin(ctx, endpoint, model, {"body": body}, None)
+        self._fail(trace, ctx, error)
+
+    async def _traced(
+        self, chunks: AsyncIterator[Chunk], trace: Trace, ctx: CallContext
+    ) -> AsyncIterator[Chunk]:
+        parts: list[str] = []
+        try:
+            with self._in_flight(trace.requested_model):
+                async for chunk in chunks:
+                    if chunk.text and trace.ttft_ms is None:
+                        trace.ttft_ms = _ms_since(ctx.started)
+                    parts.append(chunk.text)
+                    if chunk.finish_reason:
+                        trace.finish_reason = chunk.finish_reason
+                    if chunk.usage:
+                        trace.prompt_tokens = chunk.usage.prompt_tokens
+                        trace.completion_tokens = chunk.usage.completion_tokens
+                    yield chunk
+        except BaseException as exc:
+            trace.completion = "".join(parts)
+            raise self._fail(trace, ctx, exc) from None
+        finally:
+            await _close(chunks)
+        trace.completion = "".join(parts)
+        self._finish(trace, ctx)
+
+    def _begin(
+        self,
+        ctx: CallContext,
+        endpoint: Endpoint,
+        model: str | None,
+        record: dict[str, Any],
+        user: str | None,
+    ) -> Trace:
+        return Trace(
+            id=ctx.trace_id,
+            started_at=ctx.started_at,
+            endpoint=endpoint,
+            requested_model=model,
+            request=record,
+            api_key=ctx.api_key,
+            user=user,
+        )
+
+    def _finish(self, trace: Trace, ctx: CallContext) -> None:
+        ctx.recorded = True
+        trace.ended_at = time.time()
+        trace.latency_ms = _ms_since(ctx.started)
+        label = trace.requested_model if trace.deployment else UNKNOWN_MODEL_LABEL
+        self.metrics.observe(trace, label or UNKNOWN_MODEL_LABEL)
+        self.recorder.submit(trace)
+
+    def _fail(self, trace: Trace, ctx: CallContext, exc: BaseException) -> BaseException:
+        """Record the failure on the trace and return what the caller should raise."""
+        error: StratoError
+        raised: BaseException
+        if isinstance(exc, StratoError):
+            error = raised = exc
+        elif isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            error, raised = ClientDisconnected("the client disconnected before the answer was complete"), exc
+        elif isinstance(exc, Exception):
+            log.exception("internal error serving trace %s", trace.id)
+            error = raised = InternalError(f"internal error ({type(exc).__name__}); see trace {trace.id}")
+        else:
+            error, raised = InternalError(type(exc).__name__), exc
+        trace.status, trace.error, trace.error_code = error.status, error.message, error.code
+        self._finish(trace, ctx)
+        return raised
+
+    def _in_flight(self, model: str | None) -> Any:
+        return self.metrics.in_flight.labels(model or UNKNOWN_MODEL_LABEL).track_inprogress()
+
+
+def _request_record(request: GenerationRequest) -> dict[str, Any]:
+    """What the trace keeps of a request: the input and every parameter that shapes the answer."""
+    params = request.params
+    record: dict[str, Any] = {
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "max_tokens": params.max_tokens,
+        "stop": list(params.stop),
+        "seed": params.seed,
+    }
+    if request.messages is not None:
+        record["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+    else:
+        record["prompt"] = request.prompt
+    if request.passthrough:
+        record["extra"] = request.passthrough
+    return record
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
+
+
+async def _close(chunks: AsyncIterator[Chunk]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def build_gateway(settings: Settings) -> Gateway:
+    """Open the store, build the configured models, start the trace writer."""
+    store = open_store(settings.store.resolved_url())
+    recorder = TraceRecorder(
+        store, flush_interval=settings.store.flush_interval, batch_size=settings.store.batch_size
+    )
+    try:
+        models = build_models(settings.models)
+    except BaseException:
+        recorder.close()
+        store.close()
+        raise
+    return Gateway(models, recorder, GatewayMetrics())

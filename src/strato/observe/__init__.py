@@ -1,0 +1,1 @@
+"""Observability: the trace recorder and the Prometheus metrics."""

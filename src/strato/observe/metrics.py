@@ -1,0 +1,70 @@
+"""Prometheus metrics for the gateway, on a registry of its own (no process-global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from strato.types import Trace
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1, 2, 5, 10, 30)
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "strato_requests",
+            "Requests answered, by model, endpoint and HTTP status.",
+            ["model", "endpoint", "status"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "strato_request_errors",
+            "Requests that ended in an error, by model, endpoint and error code.",
+            ["model", "endpoint", "code"],
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "strato_tokens",
+            "Tokens processed, by model and type (prompt or completion).",
+            ["model", "type"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "strato_request_duration_seconds",
+            "Time from receiving a request to its last byte, by model and endpoint.",
+            ["model", "endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.ttft = Histogram(
+            "strato_time_to_first_token_seconds",
+            "Time from receiving a streaming request to its first token, by model.",
+            ["model"],
+            buckets=TTFT_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "strato_requests_in_flight",
+            "Requests being served now, by model.",
+            ["model"],
+            registry=self.registry,
+        )
+
+    def observe(self, trace: Trace, model_label: str) -> None:
+        endpoint = str(trace.endpoint)
+        self.requests.labels(model_label, endpoint, str(trace.status)).inc()
+        if trace.status >= 400:
+            self.errors.labels(model_label, endpoint, trace.error_code or "error").inc()
+        if trace.prompt_tokens:
+            self.tokens.labels(model_label, "prompt").inc(trace.prompt_tokens)
+        if trace.completion_tokens:
+            self.tokens.labels(model_label, "completion").inc(trace.completion_tokens)
+        if trace.latency_ms is not None:
+            self.latency.labels(model_label, endpoint).observe(trace.latency_ms / 1000)
+        if trace.ttft_ms is not None:
+            self.ttft.labels(model_label).observe(trace.ttft_ms / 1000)
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self.registry))

@@ -1,0 +1,110 @@
+"""Writes traces off the request path: the gateway hands a trace over in O(1), a writer thread
+stores them in batches. `close()` drains the queue, so a clean shutdown loses nothing. On a crash
+(`kill -9`) at most the last `flush_interval` seconds of traces are lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+from strato.store import Store
+from strato.types import Trace
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Flush:
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+_STOP = object()
+
+
+class TraceRecorder:
+    def __init__(self, store: Store, *, flush_interval: float = 0.2, batch_size: int = 500) -> None:
+        self.store = store
+        self.flush_interval = flush_interval
+        self.batch_size = batch_size
+        self._queue: queue.SimpleQueue[Trace | _Flush | object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write_loop, name="strato-trace-writer", daemon=True)
+        self._closed = False
+        self._thread.start()
+
+    def submit(self, trace: Trace) -> None:
+        """Accept a trace for writing. Never blocks."""
+        self._queue.put(trace)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted so far is stored."""
+        marker = _Flush()
+        self._queue.put(marker)
+        return marker.done.wait(timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Store everything still queued, then stop the writer."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("trace writer did not finish within %.0fs; traces still queued are lost", timeout)
+
+    def _write_loop(self) -> None:
+        pending: list[Trace] = []
+        markers: list[_Flush] = []
+        stopping = False
+        while not stopping:
+            deadline = time.monotonic() + self.flush_interval
+            while len(pending) < self.batch_size:
+                try:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                if isinstance(item, _Flush):
+                    markers.append(item)
+                    break
+                assert isinstance(item, Trace)
+                pending.append(item)
+            if pending:
+                self._store(pending, final=stopping)
+                pending = []
+            for marker in markers:
+                marker.done.set()
+            markers = []
+        # Anything submitted after the stop marker (a request finishing during shutdown).
+        leftovers: list[Trace] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, Trace):
+                leftovers.append(item)
+            elif isinstance(item, _Flush):
+                item.done.set()
+        if leftovers:
+            self._store(leftovers, final=True)
+
+    def _store(self, batch: list[Trace], *, final: bool) -> None:
+        """Write a batch, retrying while the database is unavailable (keeping the traces in memory)."""
+        delay = 0.1
+        for attempt in range(1000):
+            try:
+                self.store.record(batch)
+                return
+            except Exception as exc:
+                if final and attempt >= 5:
+                    log.error("could not store %d traces at shutdown: %s", len(batch), exc)
+                    return
+                log.warning("storing %d traces failed (%s); retrying in %.1fs", len(batch), exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)

@@ -1,0 +1,47 @@
+"""The provider seam: everything that turns a request into model output.
+
+A `Provider` generates text (chat or completion), an `Embedder` turns text into vectors. Built-in
+implementations and plugins register under the `strato.providers` entry point group and are built
+from a `ModelEntry` by `strato.providers.registry.build_models`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol, runtime_checkable
+
+from strato.types import Chunk, EmbeddingRequest, Embeddings, Generation, GenerationRequest, ModelInfo
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """Serves chat and text completions for one configured model."""
+
+    def info(self) -> ModelInfo: ...
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        """The whole answer at once."""
+        ...
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        """Validate and start the request, then return its chunks as they are produced.
+
+        Errors that can be known before the first token (bad parameters, a prompt longer than the
+        context, an upstream that refuses the request) are raised by this call itself, so the server
+        can still answer them with a proper HTTP status. Closing the returned iterator early stops
+        generation.
+        """
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Serves embeddings for one configured model."""
+
+    def info(self) -> ModelInfo: ...
+
+    async def embed(self, request: EmbeddingRequest) -> Embeddings: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,34 @@
+"""The app factory. All state lives on `app.state`; nothing happens at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from strato import __version__
+from strato.config import Settings
+from strato.gateway import Gateway
+from strato.server.errors import install_error_handlers
+from strato.server.middleware import BodyLimitMiddleware, TraceContextMiddleware
+from strato.server.routes import router
+
+
+def create_app(settings: Settings, gateway: Gateway) -> FastAPI:
+    """An ASGI app serving `gateway`. The app closes the gateway when it shuts down, which stores
+    every trace still queued."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await gateway.aclose()
+
+    app = FastAPI(title="strato", version=__version__, lifespan=lifespan)
+    app.state.gateway = gateway
+    app.state.settings = settings
+    app.include_router(router)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.server.max_body_bytes)
+    app.add_middleware(TraceContextMiddleware)
+    return app

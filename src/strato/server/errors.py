@@ -1,0 +1,92 @@
+"""Every failure leaves the server as OpenAI's error body; none as a stack trace."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from strato.errors import InvalidRequest, StratoError
+from strato.gateway import CallContext, InternalError
+from strato.server.middleware import ENDPOINTS
+
+log = logging.getLogger(__name__)
+
+
+def error_response(error: StratoError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error.to_body(), status_code=error.status, headers=headers)
+
+
+def validation_error(exc: RequestValidationError) -> InvalidRequest:
+    """The first problem of the request body, in OpenAI's words."""
+    first = exc.errors()[0]
+    if first.get("type") == "json_invalid":
+        return InvalidRequest(
+            "We could not parse the JSON body of your request. Send valid JSON "
+            f"({first.get('ctx', {}).get('error', 'invalid JSON')}).",
+            code="invalid_json",
+        )
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    # Union types add the member's name to the location ("messages.0.content.str"); keep the path.
+    param = ".".join(p for p in loc if p not in {"str", "list[str]", "list[int]", "list[list[int]]"}) or None
+    if first.get("type") == "missing":
+        message = f"Missing required parameter: '{param}'." if param else "The request body is missing."
+    elif first.get("type") in {"model_type", "dict_type"} and not loc:
+        message = "The request body must be a JSON object."
+    else:
+        message = f"Invalid value for '{param}': {first.get('msg', 'invalid')}." if param else first["msg"]
+    return InvalidRequest(message, param=param)
+
+
+async def _record(request: Request, error: StratoError) -> None:
+    """Requests refused before the gateway saw them are traced too."""
+    ctx: CallContext | None = getattr(request.state, "strato_ctx", None)
+    endpoint = ENDPOINTS.get(request.url.path)
+    if ctx is None or endpoint is None or ctx.recorded:
+        return
+    body: Any = None
+    try:
+        raw = await request.body()
+        body = json.loads(raw) if raw else None
+    except Exception:
+        body = "<unreadable body>"
+    model = body.get("model") if isinstance(body, dict) and isinstance(body.get("model"), str) else None
+    request.app.state.gateway.record_rejected(ctx, endpoint, model, body, error)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StratoError)
+    async def _strato_error(request: Request, exc: StratoError) -> JSONResponse:
+        await _record(request, exc)
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        error = validation_error(exc)
+        await _record(request, error)
+        return error_response(error)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        error = StratoError(str(exc.detail))
+        error.status, error.type = exc.status_code, "invalid_request_error"
+        error.code = (
+            "not_found"
+            if exc.status_code == 404
+            else "method_not_allowed"
+            if exc.status_code == 405
+            else None
+        )
+        return error_response(error, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        error = InternalError("internal error; the server log has the details")
+        await _record(request, error)
+        return error_response(error)

@@ -1,0 +1,111 @@
+"""OpenAI-compatible routes. Each is thin: wire schema -> core request -> gateway -> wire response."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from strato.errors import StratoError
+from strato.gateway import CallContext, Gateway
+from strato.server.wire import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingsRequest,
+    ResponseShape,
+    embeddings_body,
+    models_body,
+)
+from strato.types import Chunk, GenerationRequest
+
+router = APIRouter()
+STARTED = int(time.time())
+
+
+def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def _ctx(request: Request) -> CallContext:
+    ctx: CallContext = request.state.strato_ctx
+    return ctx
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+    return await _generate(
+        request, body.to_core(), chat=True, include_usage=body.include_usage, stream=body.stream
+    )
+
+
+@router.post("/v1/completions", response_model=None)
+async def completions(body: CompletionRequest, request: Request) -> Response:
+    return await _generate(
+        request, body.to_core(), chat=False, include_usage=body.include_usage, stream=body.stream
+    )
+
+
+@router.post("/v1/embeddings")
+async def embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
+    result = await _gateway(request).embed(body.to_core(), _ctx(request))
+    return JSONResponse(embeddings_body(body.model, result, body.encoding_format))
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> JSONResponse:
+    return JSONResponse(models_body(_gateway(request).list_models(), STARTED))
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    return Response(_gateway(request).metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def _generate(
+    request: Request, core: GenerationRequest, *, chat: bool, include_usage: bool, stream: bool
+) -> Response:
+    gateway, ctx = _gateway(request), _ctx(request)
+    shape = ResponseShape(ctx.trace_id, core.model, chat=chat)
+    if not stream:
+        result = await gateway.generate(core, ctx)
+        return JSONResponse(shape.complete(result))
+    chunks = await gateway.stream(core, ctx)
+    return StreamingResponse(
+        _sse(chunks, shape, include_usage),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+def _event(data: dict[str, Any]) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+async def _sse(chunks: AsyncIterator[Chunk], shape: ResponseShape, include_usage: bool) -> AsyncIterator[str]:
+    """Server-sent events in OpenAI's format. A failure after the stream began is sent as an error event
+    (the status line has already gone out), then the stream ends."""
+    try:
+        if shape.chat:
+            yield _event(shape.chunk(None, role=True))
+        async for chunk in chunks:
+            if chunk.text or chunk.finish_reason:
+                yield _event(shape.chunk(chunk.text, chunk.finish_reason))
+            if chunk.usage is not None and include_usage:
+                yield _event(shape.usage_chunk(chunk.usage))
+        yield "data: [DONE]\n\n"
+    except StratoError as exc:
+        yield _event(exc.to_body())
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()

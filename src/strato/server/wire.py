@@ -1,0 +1,259 @@
+"""OpenAI wire format: request schemas that convert to core types, and response bodies built from them.
+
+This module is the only place that knows OpenAI's JSON shapes; the gateway sees core types only.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from strato.errors import InvalidRequest
+from strato.types import (
+    EmbeddingRequest,
+    Embeddings,
+    Generation,
+    GenerationRequest,
+    Message,
+    ModelInfo,
+    SamplingParams,
+    Usage,
+)
+
+# Parameters clients commonly send that do not change what a model generates here.
+HARMLESS_EXTRAS = {"store", "metadata", "service_tier", "parallel_tool_calls", "modalities", "prediction"}
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    include_usage: bool = False
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    type: str
+    text: str | None = None
+
+
+class WireMessage(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+
+    def to_core(self, index: int) -> Message:
+        role = {"developer": "system", "function": "tool"}.get(self.role, self.role)
+        if isinstance(self.content, list):
+            if any(part.type != "text" or part.text is None for part in self.content):
+                raise InvalidRequest(
+                    "only text content parts are supported", param=f"messages.{index}.content"
+                )
+            content = "".join(part.text or "" for part in self.content)
+        else:
+            content = self.content or ""
+        return Message(role=role, content=content, name=self.name)  # type: ignore[arg-type]
+
+
+class SamplingFields(BaseModel):
+    """The fields chat and text completions share."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    model: str = Field(min_length=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    max_tokens: int | None = Field(None, ge=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int | None = Field(None, ge=1, le=128)
+    user: str | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+    def sampling(self, max_tokens: int | None) -> SamplingParams:
+        if self.n not in (None, 1):
+            raise InvalidRequest("only n=1 is supported", param="n")
+        stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        if len(stop) > 4:
+            raise InvalidRequest("at most 4 stop sequences are allowed", param="stop")
+        return SamplingParams(
+            temperature=1.0 if self.temperature is None else self.temperature,
+            top_p=1.0 if self.top_p is None else self.top_p,
+            max_tokens=max_tokens,
+            stop=tuple(stop),
+            seed=self.seed,
+        )
+
+    def passthrough(self) -> dict[str, Any]:
+        return {k: v for k, v in (self.model_extra or {}).items() if k not in HARMLESS_EXTRAS}
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream and self.stream_options and self.stream_options.include_usage)
+
+
+class ChatCompletionRequest(SamplingFields):
+    messages: list[WireMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+
+    def to_core(self) -> GenerationRequest:
+        return GenerationRequest(
+            model=self.model,
+            messages=tuple(m.to_core(i) for i, m in enumerate(self.messages)),
+            params=self.sampling(self.max_completion_tokens or self.max_tokens),
+            user=self.user,
+            passthrough=self.passthrough(),
+        )
+
+
+class CompletionRequest(SamplingFields):
+    prompt: str | list[str]
+    # OpenAI's default for the legacy completions endpoint.
+    max_tokens: int | None = Field(16, ge=1)
+    echo: bool = False
+    suffix: str | None = None
+
+    def to_core(self) -> GenerationRequest:
+        prompt = self.prompt
+        if isinstance(prompt, list):
+            if len(prompt) != 1:
+                raise InvalidRequest("send one prompt per request", param="prompt")
+            prompt = prompt[0]
+        if self.echo:
+            raise InvalidRequest("echo is not supported", param="echo")
+        if self.suffix:
+            raise InvalidRequest("suffix is not supported", param="suffix")
+        return GenerationRequest(
+            model=self.model,
+            prompt=prompt,
+            params=self.sampling(self.max_tokens),
+            user=self.user,
+            passthrough=self.passthrough(),
+        )
+
+
+class EmbeddingsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    model: str = Field(min_length=1)
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = None
+
+    def to_core(self) -> EmbeddingRequest:
+        inputs = [self.input] if isinstance(self.input, str) else self.input
+        if not inputs:
+            raise InvalidRequest("input must not be empty", param="input")
+        if not all(isinstance(item, str) for item in inputs):
+            raise InvalidRequest("token-array inputs are not supported; send text", param="input")
+        if any(item == "" for item in inputs):
+            raise InvalidRequest("input must not contain empty strings", param="input")
+        if self.dimensions is not None:
+            raise InvalidRequest(
+                "dimensions is not supported; models answer in their own size", param="dimensions"
+            )
+        return EmbeddingRequest(model=self.model, inputs=tuple(str(i) for i in inputs), user=self.user)
+
+
+def usage_body(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+class ResponseShape:
+    """Builds the response objects for one request (one id, one timestamp, one model name)."""
+
+    def __init__(self, trace_id: str, model: str, *, chat: bool) -> None:
+        self.id = f"{'chatcmpl' if chat else 'cmpl'}-{trace_id}"
+        self.model = model
+        self.chat = chat
+        self.created = int(time.time())
+
+    def _base(self, obj: str) -> dict[str, Any]:
+        return {"id": self.id, "object": obj, "created": self.created, "model": self.model}
+
+    def complete(self, result: Generation) -> dict[str, Any]:
+        if self.chat:
+            choice: dict[str, Any] = {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.text},
+                "logprobs": None,
+                "finish_reason": result.finish_reason,
+            }
+            body = self._base("chat.completion")
+        else:
+            choice = {
+                "index": 0,
+                "text": result.text,
+                "logprobs": None,
+                "finish_reason": result.finish_reason,
+            }
+            body = self._base("text_completion")
+        body.update(choices=[choice], usage=usage_body(result.usage))
+        return body
+
+    def chunk(
+        self, text: str | None, finish_reason: str | None = None, *, role: bool = False
+    ) -> dict[str, Any]:
+        if self.chat:
+            delta: dict[str, Any] = {"role": "assistant", "content": ""} if role else {}
+            if text:
+                delta["content"] = text
+            choice: dict[str, Any] = {
+                "index": 0,
+                "delta": delta,
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }
+            body = self._base("chat.completion.chunk")
+        else:
+            choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish_reason}
+            body = self._base("text_completion")
+        body["choices"] = [choice]
+        return body
+
+    def usage_chunk(self, usage: Usage) -> dict[str, Any]:
+        body = self._base("chat.completion.chunk" if self.chat else "text_completion")
+        body.update(choices=[], usage=usage_body(usage))
+        return body
+
+
+def embeddings_body(model: str, result: Embeddings, encoding: str) -> dict[str, Any]:
+    data = []
+    for index, vector in enumerate(result.vectors):
+        value: list[float] | str = vector
+        if encoding == "base64":
+            value = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": value})
+    return {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": result.usage.prompt_tokens, "total_tokens": result.usage.prompt_tokens},
+    }
+
+
+def models_body(models: list[ModelInfo], created: int) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": m.name,
+                "object": "model",
+                "created": created,
+                "owned_by": "strato",
+                "kind": str(m.kind),
+                "provider": m.provider,
+                "loaded": m.loaded,
+            }
+            for m in models
+        ],
+    }

@@ -1,0 +1,35 @@
+"""The store seam: persistence for traces (and, later, everything else strato keeps).
+
+One URL picks the backend: `sqlite:///path` (the default, WAL mode) or `postgresql://...`. The same
+schema and migrations serve both, and one test suite runs against both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from strato.types import Trace, TraceQuery
+
+
+class Store(Protocol):
+    """Called from the trace writer thread and the CLI; implementations must be thread-safe."""
+
+    def record(self, traces: Sequence[Trace]) -> None:
+        """Persist traces in one transaction (all or none). Recording an existing id replaces it."""
+        ...
+
+    def traces(self, query: TraceQuery) -> list[Trace]:
+        """Most recent first."""
+        ...
+
+    def trace(self, trace_id: str) -> Trace | None: ...
+
+    def close(self) -> None: ...
+
+
+def open_store(url: str) -> Store:
+    """Connect, create what is missing and apply pending migrations."""
+    from strato.store.sql import SQLStore
+
+    return SQLStore.open(url)

@@ -1,0 +1,71 @@
+"""Tiny named migrations: each runs once, in order, recorded in `strato_migrations`.
+
+A migration is plain SQL that both SQLite and PostgreSQL accept. Never edit one that has shipped;
+add a new one.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import Connection, text
+
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    (
+        "0001_traces",
+        [
+            """
+            CREATE TABLE traces (
+                id VARCHAR(64) PRIMARY KEY,
+                started_at DOUBLE PRECISION NOT NULL,
+                ended_at DOUBLE PRECISION,
+                endpoint VARCHAR(32) NOT NULL,
+                requested_model VARCHAR(256),
+                api_key VARCHAR(128),
+                user_id VARCHAR(256),
+                deployment VARCHAR(256),
+                provider VARCHAR(64),
+                stream BOOLEAN NOT NULL DEFAULT FALSE,
+                request TEXT NOT NULL,
+                completion TEXT,
+                prompt_tokens INTEGER NOT NULL DEFAULT 0,
+                completion_tokens INTEGER NOT NULL DEFAULT 0,
+                ttft_ms DOUBLE PRECISION,
+                latency_ms DOUBLE PRECISION,
+                status INTEGER NOT NULL,
+                error TEXT,
+                error_code VARCHAR(64),
+                finish_reason VARCHAR(16)
+            )
+            """,
+            "CREATE INDEX ix_traces_started_at ON traces (started_at)",
+            "CREATE INDEX ix_traces_model_started ON traces (requested_model, started_at)",
+        ],
+    ),
+]
+
+
+def migrate(conn: Connection) -> list[str]:
+    """Apply pending migrations inside the caller's transaction; returns the names applied."""
+    if conn.dialect.name == "postgresql":
+        # Two gateways starting at once must not both run the same migration.
+        conn.execute(text("SELECT pg_advisory_xact_lock(7355608)"))
+    conn.execute(
+        text(
+            "CREATE TABLE IF NOT EXISTS strato_migrations ("
+            "name VARCHAR(128) PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+        )
+    )
+    done = {row[0] for row in conn.execute(text("SELECT name FROM strato_migrations"))}
+    applied = []
+    for name, statements in MIGRATIONS:
+        if name in done:
+            continue
+        for statement in statements:
+            conn.execute(text(statement))
+        conn.execute(
+            text("INSERT INTO strato_migrations (name, applied_at) VALUES (:name, :at)"),
+            {"name": name, "at": time.time()},
+        )
+        applied.append(name)
+    return applied

@@ -1,0 +1,206 @@
+"""The SQL store, on SQLAlchemy Core: SQLite (WAL) by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    select,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+
+from strato.config import ConfigError
+from strato.store.migrations import migrate
+from strato.types import Endpoint, Trace, TraceQuery
+
+metadata = MetaData()
+
+# Mirrors the schema the migrations create; used for queries, never to create tables.
+traces = Table(
+    "traces",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float),
+    Column("endpoint", String(32), nullable=False),
+    Column("requested_model", String(256)),
+    Column("api_key", String(128)),
+    Column("user_id", String(256)),
+    Column("deployment", String(256)),
+    Column("provider", String(64)),
+    Column("stream", Boolean, nullable=False),
+    Column("request", Text, nullable=False),
+    Column("completion", Text),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("ttft_ms", Float),
+    Column("latency_ms", Float),
+    Column("status", Integer, nullable=False),
+    Column("error", Text),
+    Column("error_code", String(64)),
+    Column("finish_reason", String(16)),
+)
+
+
+def normalise_url(url: str) -> str:
+    """Accept the URLs users write (`postgresql://`, `postgres://`) and pick the psycopg 3 driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class SQLStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> SQLStore:
+        try:
+            parsed = make_url(normalise_url(url))
+        except ArgumentError:
+            raise ConfigError(f"database URL {url!r} is not a valid URL") from None
+        if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ConfigError(f"database URL {url!r}: strato stores data in SQLite or PostgreSQL")
+        if parsed.get_backend_name() == "sqlite":
+            engine = _sqlite_engine(parsed.database)
+        else:
+            engine = create_engine(parsed, pool_pre_ping=True, pool_size=4)
+        store = cls(engine)
+        store._migrate()
+        return store
+
+    def _migrate(self) -> None:
+        for attempt in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    migrate(conn)
+                return
+            except DBAPIError as exc:
+                if attempt == 2:
+                    raise ConfigError(f"cannot prepare the database: {_first_line(exc)}") from None
+                time.sleep(0.2)  # another process may be migrating the same database; look again
+
+    def record(self, items: Sequence[Trace]) -> None:
+        if not items:
+            return
+        rows = [_to_row(t) for t in items]
+        with self.engine.begin() as conn:
+            # Replace semantics, portable across both backends: delete the ids, insert the rows.
+            conn.execute(delete(traces).where(traces.c.id.in_([r["id"] for r in rows])))
+            conn.execute(traces.insert(), rows)
+
+    def traces(self, query: TraceQuery) -> list[Trace]:
+        stmt = select(traces).order_by(traces.c.started_at.desc()).limit(query.limit)
+        if query.model:
+            stmt = stmt.where(traces.c.requested_model == query.model)
+        if query.errors_only:
+            stmt = stmt.where(traces.c.status >= 400)
+        if query.since is not None:
+            stmt = stmt.where(traces.c.started_at >= query.since)
+        with self.engine.connect() as conn:
+            return [_from_row(row._mapping) for row in conn.execute(stmt)]
+
+    def trace(self, trace_id: str) -> Trace | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(traces).where(traces.c.id == trace_id)).first()
+        return _from_row(row._mapping) if row is not None else None
+
+    def count(self) -> int:
+        from sqlalchemy import func
+
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(traces)).scalar_one())
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_engine(database: str | None) -> Engine:
+    if database and database != ":memory:":
+        try:
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the data directory for {database}: {exc.strerror}") from None
+    engine = create_engine(f"sqlite:///{Path(database).expanduser() if database else ''}")
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    return engine
+
+
+def _to_row(t: Trace) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "started_at": t.started_at,
+        "ended_at": t.ended_at,
+        "endpoint": str(t.endpoint),
+        "requested_model": t.requested_model,
+        "api_key": t.api_key,
+        "user_id": t.user,
+        "deployment": t.deployment,
+        "provider": t.provider,
+        "stream": t.stream,
+        "request": json.dumps(t.request, ensure_ascii=False),
+        "completion": t.completion,
+        "prompt_tokens": t.prompt_tokens,
+        "completion_tokens": t.completion_tokens,
+        "ttft_ms": t.ttft_ms,
+        "latency_ms": t.latency_ms,
+        "status": t.status,
+        "error": t.error,
+        "error_code": t.error_code,
+        "finish_reason": t.finish_reason,
+    }
+
+
+def _from_row(row: Any) -> Trace:
+    return Trace(
+        id=row["id"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        endpoint=Endpoint(row["endpoint"]),
+        requested_model=row["requested_model"],
+        api_key=row["api_key"],
+        user=row["user_id"],
+        deployment=row["deployment"],
+        provider=row["provider"],
+        stream=bool(row["stream"]),
+        request=json.loads(row["request"]),
+        completion=row["completion"],
+        prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"],
+        ttft_ms=row["ttft_ms"],
+        latency_ms=row["latency_ms"],
+        status=row["status"],
+        error=row["error"],
+        error_code=row["error_code"],
+        finish_reason=row["finish_reason"],
+    )
+
+
+def _first_line(exc: SQLAlchemyError) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]

@@ -1,0 +1,149 @@
+"""Core domain types, independent of any wire format.
+
+The OpenAI wire schemas live in `strato.server.wire`; they convert to and from these types, so the
+gateway and providers never see HTTP or JSON shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length"]
+
+
+class Endpoint(StrEnum):
+    """Which kind of work a request asks for; also the label used in traces and metrics."""
+
+    CHAT = "chat"
+    COMPLETION = "completion"
+    EMBEDDING = "embedding"
+
+
+class ModelKind(StrEnum):
+    """What a configured model can serve."""
+
+    GENERATE = "generate"  # chat and text completions
+    EMBED = "embed"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int | None = None  # None: as many as the context allows
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """A chat request (`messages`) or a text completion request (`prompt`), never both."""
+
+    model: str
+    params: SamplingParams
+    messages: tuple[Message, ...] | None = None
+    prompt: str | None = None
+    user: str | None = None
+    # Fields strato does not interpret, forwarded as-is to remote OpenAI-compatible upstreams.
+    passthrough: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint.CHAT if self.messages is not None else Endpoint.COMPLETION
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """A finished, non-streamed answer."""
+
+    text: str
+    finish_reason: FinishReason
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One piece of a streamed answer. The last chunk carries `finish_reason` and `usage`."""
+
+    text: str = ""
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingRequest:
+    model: str
+    inputs: tuple[str, ...]
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Embeddings:
+    vectors: list[list[float]]
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What `/v1/models` and `strato models` show about one configured model."""
+
+    name: str
+    kind: ModelKind
+    provider: str
+    source: str
+    loaded: bool
+    context_length: int | None = None
+
+
+@dataclass(slots=True)
+class Trace:
+    """One request as strato saw it: what was asked, who served it, what came back, how long it took."""
+
+    id: str
+    started_at: float  # seconds since the epoch, UTC
+    endpoint: Endpoint
+    requested_model: str | None
+    request: dict[str, Any]
+    ended_at: float | None = None
+    api_key: str | None = None  # the key's id once keys exist; never the secret itself
+    user: str | None = None
+    deployment: str | None = None
+    provider: str | None = None
+    stream: bool = False
+    completion: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_ms: float | None = None
+    latency_ms: float | None = None
+    status: int = 200
+    error: str | None = None
+    error_code: str | None = None
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TraceQuery:
+    limit: int = 50
+    model: str | None = None
+    errors_only: bool = False
+    since: float | None = None
