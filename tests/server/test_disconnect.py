@@ -1,0 +1,81 @@
+"""A client that goes away mid-stream stops generation and leaves a trace."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import openai
+
+from tests.conftest import CHAT_MODEL
+from tests.support.gateway import GatewayProcess
+
+
+def test_disconnect_mid_stream_stops_generation(client: openai.OpenAI, gateway: GatewayProcess) -> None:
+    body = {
+        "model": CHAT_MODEL,
+        "messages": [{"role": "user", "content": "Write a very long story about a dragon."}],
+        "temperature": 0,
+        "max_tokens": 1900,  # tens of seconds of generation on this machine if it were not stopped
+        "stream": True,
+    }
+    with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=body, timeout=60) as response:
+        trace_id = response.headers["x-strato-trace-id"]
+        lines = response.iter_lines()
+        received = [next(lines) for _ in range(6)]
+    assert any("content" in line for line in received)
+
+    # The model serves one request at a time, so the next answer can only come once the abandoned
+    # generation has stopped; 1,900 tokens would take far longer than this bound.
+    started = time.monotonic()
+    client.chat.completions.create(
+        model=CHAT_MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2
+    )
+    assert time.monotonic() - started < 15
+
+    trace = gateway.trace(trace_id)
+    assert trace.status == 499 and trace.error_code == "client_disconnected"
+    assert trace.completion  # the part that was produced is kept
+
+
+def test_metrics_in_prometheus_format(client: openai.OpenAI, gateway: GatewayProcess) -> None:
+    client.chat.completions.create(
+        model=CHAT_MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=3
+    )
+    list(
+        client.chat.completions.create(
+            model=CHAT_MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=3, stream=True
+        )
+    )
+    httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": "nope", "messages": [{"role": "user", "content": "x"}]},
+    )
+    text = httpx.get(f"{gateway.url}/metrics").text
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    ok = samples[("strato_requests_total", (("endpoint", "chat"), ("model", CHAT_MODEL), ("status", "200")))]
+    assert ok >= 2
+    assert (
+        samples[
+            (
+                "strato_request_errors_total",
+                (("code", "model_not_found"), ("endpoint", "chat"), ("model", "unknown")),
+            )
+        ]
+        >= 1
+    )
+    assert samples[("strato_tokens_total", (("model", CHAT_MODEL), ("type", "completion")))] >= 6
+    assert (
+        samples[("strato_request_duration_seconds_count", (("endpoint", "chat"), ("model", CHAT_MODEL)))] >= 2
+    )
+    assert samples[("strato_time_to_first_token_seconds_count", (("model", CHAT_MODEL),))] >= 1
+
+
+def test_healthz(gateway: GatewayProcess) -> None:
+    assert httpx.get(f"{gateway.url}/healthz").json() == {"status": "ok"}

@@ -1,0 +1,88 @@
+"""Run `strato serve` as a user would: a subprocess with a config file and its own data directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from strato.store.sql import SQLStore
+from strato.types import Trace
+from tests.support.upstream import free_port
+
+
+class GatewayProcess:
+    def __init__(self, tmp: Path, models: list[dict[str, Any]], env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.data_dir = tmp / "data"
+        self.config = tmp / "strato.yaml"
+        self.config.write_text(yaml.safe_dump({"store": {"flush_interval": 0.05}, "models": models}))
+        self.env = {**os.environ, "STRATO_DATA_DIR": str(self.data_dir), "HF_HUB_OFFLINE": "1", **(env or {})}
+        self.log = tmp / "gateway.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._store: SQLStore | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> GatewayProcess:
+        cmd = [
+            sys.executable,
+            "-m",
+            "strato",
+            "serve",
+            "--config",
+            str(self.config),
+            "--port",
+            str(self.port),
+        ]
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"strato serve exited: {self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"strato serve did not come up: {self.log.read_text()}")
+
+    def stop(self) -> int:
+        """SIGTERM, as a service manager would; returns the exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(60)
+
+    def close_store(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    @property
+    def store(self) -> SQLStore:
+        if self._store is None:
+            self._store = SQLStore.open(f"sqlite:///{self.data_dir / 'strato.db'}")
+        return self._store
+
+    def trace(self, trace_id: str, timeout: float = 10.0) -> Trace:
+        """The stored trace, waiting for the batched writer to get to it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.store.trace(trace_id)
+            if found is not None:
+                return found
+            time.sleep(0.05)
+        raise AssertionError(f"trace {trace_id} was not stored within {timeout}s")
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")

@@ -1,0 +1,133 @@
+"""A real OpenAI-compatible HTTP server for tests, whose behaviour the upstream model name picks:
+
+- `echo`: answers "echo: <last user message>" (streamed word by word), honours include_usage
+- `fail`: 500 with an error body
+- `reject`: 400 with an error body (the client's fault, passed through)
+- `hang`: never answers within any sane timeout
+- `cut`: streams two chunks, then drops the connection
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Upstream:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.port = free_port()
+        app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/completions", self._completions, methods=["POST"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+            ]
+        )
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> Upstream:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("upstream did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)
+
+    async def _read(self, request: Request) -> dict[str, Any]:
+        body: dict[str, Any] = await request.json()
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        return body
+
+    async def _chat(self, request: Request) -> Response:
+        body = await self._read(request)
+        text = "echo: " + str(body["messages"][-1]["content"])
+        return await self._answer(body, text, chat=True)
+
+    async def _completions(self, request: Request) -> Response:
+        body = await self._read(request)
+        return await self._answer(body, "echo: " + str(body["prompt"]), chat=False)
+
+    async def _embeddings(self, request: Request) -> Response:
+        body = await self._read(request)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0]}
+            for i, t in enumerate(inputs)
+        ]
+        return JSONResponse(
+            {"object": "list", "data": data, "usage": {"prompt_tokens": 3, "total_tokens": 3}}
+        )
+
+    async def _answer(self, body: dict[str, Any], text: str, *, chat: bool) -> Response:
+        behaviour = body["model"]
+        if behaviour == "fail":
+            return JSONResponse({"error": {"message": "upstream exploded", "type": "server_error"}}, 500)
+        if behaviour == "reject":
+            return JSONResponse(
+                {"error": {"message": "temperature is too hot", "type": "invalid_request_error"}}, 400
+            )
+        if behaviour == "hang":
+            await asyncio.sleep(60)
+        words = text.split(" ")
+        usage = {"prompt_tokens": 7, "completion_tokens": len(words), "total_tokens": 7 + len(words)}
+        if not body.get("stream"):
+            choice: dict[str, Any] = (
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                if chat
+                else {"index": 0, "text": text, "finish_reason": "stop"}
+            )
+            return JSONResponse(
+                {"id": "up-1", "object": "x", "model": behaviour, "choices": [choice], "usage": usage}
+            )
+        return StreamingResponse(self._stream(body, words, usage, chat=chat), media_type="text/event-stream")
+
+    async def _stream(
+        self, body: dict[str, Any], words: list[str], usage: dict[str, int], *, chat: bool
+    ) -> AsyncIterator[str]:
+        for i, word in enumerate(words):
+            if body["model"] == "cut" and i == 2:
+                raise ConnectionResetError("upstream cut the stream")
+            piece = word if i == 0 else " " + word
+            choice = {"index": 0, "delta": {"content": piece}} if chat else {"index": 0, "text": piece}
+            yield f"data: {json.dumps({'choices': [choice | {'finish_reason': None}]})}\n\n"
+            await asyncio.sleep(0.01)
+        final = (
+            {"index": 0, "delta": {}, "finish_reason": "stop"}
+            if chat
+            else {"index": 0, "text": "", "finish_reason": "stop"}
+        )
+        yield f"data: {json.dumps({'choices': [final]})}\n\n"
+        if (body.get("stream_options") or {}).get("include_usage"):
+            yield f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n"
+        yield "data: [DONE]\n\n"
