@@ -6,7 +6,9 @@ import time
 
 import httpx
 import openai
+import pytest
 
+from strato.types import TraceQuery
 from tests.conftest import CHAT_MODEL
 from tests.support.gateway import GatewayProcess
 
@@ -36,6 +38,36 @@ def test_disconnect_mid_stream_stops_generation(client: openai.OpenAI, gateway: 
     trace = gateway.trace(trace_id)
     assert trace.status == 499 and trace.error_code == "client_disconnected"
     assert trace.completion  # the part that was produced is kept
+
+
+def test_disconnect_while_waiting_for_a_whole_answer_stops_generation(
+    client: openai.OpenAI, gateway: GatewayProcess
+) -> None:
+    body = {
+        "model": CHAT_MODEL,
+        "messages": [{"role": "user", "content": "Write a very long story about a castle."}],
+        "temperature": 0,
+        "max_tokens": 1900,
+    }
+    before = {t.id for t in gateway.store.traces(TraceQuery(limit=1000))}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=httpx.Timeout(60, read=1.5))
+
+    started = time.monotonic()
+    client.chat.completions.create(
+        model=CHAT_MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2
+    )
+    assert time.monotonic() - started < 15
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        new = [
+            t for t in gateway.store.traces(TraceQuery(limit=1000)) if t.id not in before and t.status == 499
+        ]
+        if new:
+            break
+        time.sleep(0.1)
+    assert new and new[0].error_code == "client_disconnected" and not new[0].stream
 
 
 def test_metrics_in_prometheus_format(client: openai.OpenAI, gateway: GatewayProcess) -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from strato.errors import StratoError
+from strato.errors import ClientDisconnected, StratoError
 from strato.gateway import CallContext, Gateway
 from strato.server.wire import (
     ChatCompletionRequest,
@@ -22,6 +24,7 @@ from strato.server.wire import (
 )
 from strato.types import Chunk, GenerationRequest
 
+T = TypeVar("T")
 router = APIRouter()
 STARTED = int(time.time())
 
@@ -77,7 +80,7 @@ async def _generate(
     gateway, ctx = _gateway(request), _ctx(request)
     shape = ResponseShape(ctx.trace_id, core.model, chat=chat)
     if not stream:
-        result = await gateway.generate(core, ctx)
+        result = await _unless_disconnected(request, gateway.generate(core, ctx))
         return JSONResponse(shape.complete(result))
     chunks = await gateway.stream(core, ctx)
     return StreamingResponse(
@@ -85,6 +88,28 @@ async def _generate(
         media_type="text/event-stream",
         headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
     )
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await `work`, cancelling it if the client hangs up first (which stops a local generation)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        raise ClientDisconnected("the client disconnected before the answer was complete")
+    return task.result()
+
+
+async def _disconnected(request: Request) -> None:
+    # The body has been read, so the next message the server sends is the disconnect.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _event(data: dict[str, Any]) -> str:
