@@ -48,6 +48,14 @@ def test_round_trip_keeps_every_field(store_url: str) -> None:
         store.record([original])
         assert store.trace(original.id) == original
         assert store.trace("missing") is None
+        store.record([make_trace(8, id="abcdef0001"), make_trace(9, id="abcdef0002")])
+        assert store.trace("trace-00") is None  # not alphanumeric: never a pattern
+        assert store.trace("abcdef000") is None  # ambiguous
+        assert store.trace("abcdef0002"[:7]) is None
+        assert store.trace("abcdef0001") is not None
+        store.record([make_trace(10, id="fedcba9999")])
+        assert store.trace("fedcba") == make_trace(10, id="fedcba9999")
+        assert store.trace("fedcb") is None  # too short to be meant as a prefix
     finally:
         store.close()
 

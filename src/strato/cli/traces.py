@@ -5,9 +5,10 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from strato.cli.options import ConfigOption
@@ -40,16 +41,30 @@ def list_traces(
         for trace in found:
             typer.echo(json.dumps(_as_dict(trace), ensure_ascii=False))
         return
-    table = Table("id", "time", "model", "endpoint", "status", "in", "out", "ttft ms", "ms", "input")
+    table = Table(
+        # The id is what users copy into `strato traces show`: never cut it.
+        Column("id", no_wrap=True, min_width=32),
+        Column("time", no_wrap=True, min_width=8),
+        Column("status", no_wrap=True, min_width=3),
+        Column("model", overflow="ellipsis", no_wrap=True, min_width=6),
+        Column("endpoint", overflow="ellipsis", no_wrap=True, min_width=4),
+        Column("tokens", justify="right", no_wrap=True, min_width=6),
+        Column("ttft", justify="right", no_wrap=True, min_width=5),
+        Column("total", justify="right", no_wrap=True, min_width=6),
+        Column("input", no_wrap=True, overflow="ellipsis", min_width=6, max_width=40),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        show_edge=False,
+    )
     for t in found:
         table.add_row(
             t.id,
-            _time(t.started_at),
-            t.requested_model or "-",
-            t.endpoint + (" (stream)" if t.stream else ""),
+            _time(t.started_at, short=True),
             Text(str(t.status), style="green" if t.status < 400 else "red"),
-            str(t.prompt_tokens),
-            str(t.completion_tokens),
+            t.requested_model or "-",
+            t.endpoint + (" stream" if t.stream else ""),
+            f"{t.prompt_tokens}→{t.completion_tokens}",
             _ms(t.ttft_ms),
             _ms(t.latency_ms),
             _preview(t),
@@ -59,7 +74,9 @@ def list_traces(
 
 @app.command("show")
 def show_trace(
-    trace_id: Annotated[str, typer.Argument(help="The trace id (x-strato-trace-id).")],
+    trace_id: Annotated[
+        str, typer.Argument(help="The trace id (x-strato-trace-id) or a unique prefix of it.")
+    ],
     config: ConfigOption = None,
 ) -> None:
     """Everything recorded about one request."""
@@ -69,7 +86,7 @@ def show_trace(
     finally:
         store.close()
     if trace is None:
-        typer.echo(f"strato: error: no trace {trace_id!r}", err=True)
+        typer.echo(f"strato: error: no trace {trace_id!r} (or the prefix is not unique)", err=True)
         raise typer.Exit(1)
     facts = Table.grid(padding=(0, 2))
     for key, value in _as_dict(trace).items():
@@ -115,12 +132,15 @@ def _as_dict(trace: Trace) -> dict[str, object]:
     }
 
 
-def _time(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+def _time(epoch: float, *, short: bool = False) -> str:
+    local = datetime.fromtimestamp(epoch).astimezone()
+    if not short:
+        return local.strftime("%Y-%m-%d %H:%M:%S %Z")
+    return local.strftime("%H:%M:%S" if local.date() == datetime.now().date() else "%m-%d %H:%M")
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f}"
+    return "-" if value is None else f"{value:.0f}ms"
 
 
 def _preview(trace: Trace, width: int = 40) -> str:

@@ -32,6 +32,8 @@ from strato.types import Endpoint, Trace, TraceQuery
 
 metadata = MetaData()
 
+MIN_PREFIX = 6  # shortest id prefix `trace()` resolves, as `git show` does for commits
+
 # Mirrors the schema the migrations create; used for queries, never to create tables.
 traces = Table(
     "traces",
@@ -121,6 +123,9 @@ class SQLStore:
     def trace(self, trace_id: str) -> Trace | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(traces).where(traces.c.id == trace_id)).first()
+            if row is None and len(trace_id) >= MIN_PREFIX and trace_id.isalnum():
+                rows = conn.execute(select(traces).where(traces.c.id.startswith(trace_id)).limit(2)).all()
+                row = rows[0] if len(rows) == 1 else None
         return _from_row(row._mapping) if row is not None else None
 
     def count(self) -> int:
