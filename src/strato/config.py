@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
 
 class ConfigError(Exception):
@@ -69,6 +71,13 @@ class ModelEntry(BaseModel):
     @property
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    def parse_options(self, schema: type[OptionsT]) -> OptionsT:
+        """This entry's provider options, validated by the provider's own schema."""
+        try:
+            return schema.model_validate(self.options)
+        except ValidationError as exc:
+            raise ConfigError(f"model {self.name!r}: {describe_validation_error(exc)}") from None
 
 
 def default_models() -> list[ModelEntry]:

@@ -8,10 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from strato.config import ConfigError, ModelEntry, describe_validation_error
+from strato.config import ConfigError, ModelEntry
 from strato.errors import ContextLengthExceeded
+from strato.providers.loading import LazyModel
 from strato.providers.sources import package_dir
 from strato.types import EmbeddingRequest, Embeddings, ModelInfo, ModelKind, Usage
 
@@ -29,16 +30,12 @@ class SentenceTransformerEmbedder:
     def __init__(self, name: str, options: SentenceTransformerOptions) -> None:
         self.name = name
         self.options = options
-        self._model: Any = None
-        self._load_lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"strato-{name}")
+        self._model: LazyModel[Any] = LazyModel(name, self._executor, self._open)
 
     @classmethod
     def from_entry(cls, entry: ModelEntry) -> SentenceTransformerEmbedder:
-        try:
-            options = SentenceTransformerOptions.model_validate(entry.options)
-        except ValidationError as exc:
-            raise ConfigError(f"model {entry.name!r}: {describe_validation_error(exc)}") from None
+        options = entry.parse_options(SentenceTransformerOptions)
         if not options.path and not options.package:
             raise ConfigError(f"model {entry.name!r}: an embedding model needs `path` or `package`")
         return cls(entry.name, options)
@@ -49,7 +46,7 @@ class SentenceTransformerEmbedder:
             kind=ModelKind.EMBED,
             provider="sentence_transformers",
             source=self.options.path or f"package:{self.options.package}",
-            loaded=self._model is not None,
+            loaded=self._model.loaded,
         )
 
     def model_dir(self) -> Path:
@@ -61,7 +58,7 @@ class SentenceTransformerEmbedder:
         return root / "model" if (root / "model" / "modules.json").is_file() else root
 
     async def embed(self, request: EmbeddingRequest) -> Embeddings:
-        model = await self._load()
+        model = await self._model.get()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._encode, model, request.inputs)
 
@@ -76,14 +73,6 @@ class SentenceTransformerEmbedder:
             )
         vectors = model.encode(list(inputs), batch_size=self.options.batch_size, convert_to_numpy=True)
         return Embeddings(vectors=vectors.tolist(), usage=Usage(prompt_tokens=sum(lengths)))
-
-    async def _load(self) -> Any:
-        if self._model is None:
-            async with self._load_lock:
-                if self._model is None:
-                    loop = asyncio.get_running_loop()
-                    self._model = await loop.run_in_executor(self._executor, self._open)
-        return self._model
 
     def _open(self) -> Any:
         # The weights are on disk; never reach for a model hub at run time.
@@ -101,4 +90,4 @@ class SentenceTransformerEmbedder:
 
     async def aclose(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
-        self._model = None
+        self._model.value = None

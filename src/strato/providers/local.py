@@ -18,10 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from strato.config import ConfigError, ModelEntry, describe_validation_error
+from strato.config import ConfigError, ModelEntry
 from strato.errors import ContextLengthExceeded, InvalidRequest
+from strato.providers.loading import LazyModel
 from strato.providers.sources import resolve_gguf
 from strato.types import (
     Chunk,
@@ -54,16 +55,12 @@ class LlamaCppProvider:
     def __init__(self, name: str, options: LlamaCppOptions) -> None:
         self.name = name
         self.options = options
-        self._model: LoadedModel | None = None
-        self._load_lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"strato-{name}")
+        self._model = LazyModel(name, self._executor, lambda: LoadedModel.open(options))
 
     @classmethod
     def from_entry(cls, entry: ModelEntry) -> LlamaCppProvider:
-        try:
-            options = LlamaCppOptions.model_validate(entry.options)
-        except ValidationError as exc:
-            raise ConfigError(f"model {entry.name!r}: {describe_validation_error(exc)}") from None
+        options = entry.parse_options(LlamaCppOptions)
         if not options.path and not options.package:
             raise ConfigError(f"model {entry.name!r}: a llama_cpp model needs `path` or `package`")
         return cls(entry.name, options)
@@ -75,17 +72,12 @@ class LlamaCppProvider:
             kind=ModelKind.GENERATE,
             provider="llama_cpp",
             source=source,
-            loaded=self._model is not None,
+            loaded=self._model.loaded,
             context_length=self.options.context_length,
         )
 
     async def load(self) -> LoadedModel:
-        if self._model is None:
-            async with self._load_lock:
-                if self._model is None:
-                    loop = asyncio.get_running_loop()
-                    self._model = await loop.run_in_executor(self._executor, LoadedModel.open, self.options)
-        return self._model
+        return await self._model.get()
 
     async def generate(self, request: GenerationRequest) -> Generation:
         parts: list[str] = []
@@ -143,9 +135,9 @@ class LlamaCppProvider:
 
     async def aclose(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
-        if self._model is not None:
-            self._model.close()
-            self._model = None
+        if self._model.value is not None:
+            self._model.value.close()
+            self._model.value = None
 
 
 class LoadedModel:

@@ -9,9 +9,9 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from strato.config import ConfigError, ModelEntry, describe_validation_error
+from strato.config import ConfigError, ModelEntry
 from strato.errors import UpstreamError, UpstreamTimeout
 from strato.types import (
     Chunk,
@@ -61,10 +61,7 @@ class OpenAICompatibleProvider:
 
     @classmethod
     def from_entry(cls, entry: ModelEntry) -> OpenAICompatibleProvider:
-        try:
-            options = RemoteOptions.model_validate(entry.options)
-        except ValidationError as exc:
-            raise ConfigError(f"model {entry.name!r}: {describe_validation_error(exc)}") from None
+        options = entry.parse_options(RemoteOptions)
         return cls(entry.name, options)
 
     @property

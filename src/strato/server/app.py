@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,6 +28,7 @@ def create_app(settings: Settings, gateway: Gateway) -> FastAPI:
     app = FastAPI(title="strato", version=__version__, lifespan=lifespan)
     app.state.gateway = gateway
     app.state.settings = settings
+    app.state.started = int(time.time())
     app.include_router(router)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.server.max_body_bytes)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
@@ -26,7 +25,6 @@ from strato.types import Chunk, GenerationRequest
 
 T = TypeVar("T")
 router = APIRouter()
-STARTED = int(time.time())
 
 
 def _gateway(request: Request) -> Gateway:
@@ -61,7 +59,7 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
 
 @router.get("/v1/models")
 async def list_models(request: Request) -> JSONResponse:
-    return JSONResponse(models_body(_gateway(request).list_models(), STARTED))
+    return JSONResponse(models_body(_gateway(request).list_models(), request.app.state.started))
 
 
 @router.get("/healthz")
