@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,7 +84,7 @@ class Gateway:
         self._finish(trace, ctx)
         return result
 
-    async def stream(self, request: GenerationRequest, ctx: CallContext) -> AsyncIterator[Chunk]:
+    async def stream(self, request: GenerationRequest, ctx: CallContext) -> AsyncGenerator[Chunk, None]:
         """Start a streamed answer. Errors known before the first token are raised here."""
         trace = self._begin(ctx, request.endpoint, request.model, _request_record(request), request.user)
         trace.stream = True
@@ -118,8 +118,8 @@ class Gateway:
         self._fail(trace, ctx, error)
 
     async def _traced(
-        self, chunks: AsyncIterator[Chunk], trace: Trace, ctx: CallContext
-    ) -> AsyncIterator[Chunk]:
+        self, chunks: AsyncGenerator[Chunk, None], trace: Trace, ctx: CallContext
+    ) -> AsyncGenerator[Chunk, None]:
         parts: list[str] = []
         try:
             with self._in_flight(trace.requested_model):
@@ -137,7 +137,7 @@ class Gateway:
             trace.completion = "".join(parts)
             raise self._fail(trace, ctx, exc) from None
         finally:
-            await _close(chunks)
+            await chunks.aclose()
         trace.completion = "".join(parts)
         self._finish(trace, ctx)
 
@@ -209,12 +209,6 @@ def _request_record(request: GenerationRequest) -> dict[str, Any]:
 
 def _ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1000
-
-
-async def _close(chunks: AsyncIterator[Chunk]) -> None:
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 def build_gateway(settings: Settings) -> Gateway:

@@ -74,9 +74,9 @@ async def test_context_budget(smollm: LlamaCppProvider) -> None:
 
 async def test_closing_the_stream_frees_the_model(smollm: LlamaCppProvider) -> None:
     stream = await smollm.stream(chat("Write a very long story.", temperature=0, max_tokens=400))
-    received = [await anext(stream) for _ in range(3)]  # type: ignore[call-overload]
+    received = [await anext(stream) for _ in range(3)]
     assert all(chunk.text for chunk in received)
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     # The worker is shared: a short request completes only once the long one has stopped.
     short = await asyncio.wait_for(smollm.generate(chat("hi", max_tokens=2)), timeout=10)
     assert short.usage.completion_tokens <= 2

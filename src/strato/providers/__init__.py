@@ -7,7 +7,7 @@ from a `ModelEntry` by `strato.providers.registry.build_models`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Protocol, runtime_checkable
 
 from strato.types import Chunk, EmbeddingRequest, Embeddings, Generation, GenerationRequest, ModelInfo
@@ -23,13 +23,13 @@ class Provider(Protocol):
         """The whole answer at once."""
         ...
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
         """Validate and start the request, then return its chunks as they are produced.
 
         Errors that can be known before the first token (bad parameters, a prompt longer than the
         context, an upstream that refuses the request) are raised by this call itself, so the server
-        can still answer them with a proper HTTP status. Closing the returned iterator early stops
-        generation.
+        can still answer them with a proper HTTP status. Closing the returned generator early
+        (`aclose()`) stops generation.
         """
         ...
 

@@ -13,7 +13,7 @@ import codecs
 import os
 import random
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
@@ -88,7 +88,7 @@ class LlamaCppProvider:
         assert last.finish_reason is not None and last.usage is not None
         return Generation(text="".join(parts), finish_reason=last.finish_reason, usage=last.usage)
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
         for key, value in request.passthrough.items():
             if value not in (None, False, 0, [], {}):
                 raise InvalidRequest(
@@ -103,7 +103,7 @@ class LlamaCppProvider:
 
     async def _run(
         self, model: LoadedModel, prompt: list[int], params: SamplingParams, max_tokens: int
-    ) -> AsyncIterator[Chunk]:
+    ) -> AsyncGenerator[Chunk, None]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Chunk | BaseException | None] = asyncio.Queue()
         cancelled = threading.Event()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -91,7 +91,7 @@ class OpenAICompatibleProvider:
         except (KeyError, IndexError, TypeError):
             raise UpstreamError(f"upstream {self.options.base_url} sent an unexpected response") from None
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
         path, body = self._body(request, stream=True)
         stack = AsyncExitStack()
         try:
@@ -161,7 +161,7 @@ class OpenAICompatibleProvider:
 
     async def _chunks(
         self, stack: AsyncExitStack, response: httpx.Response, *, chat: bool
-    ) -> AsyncIterator[Chunk]:
+    ) -> AsyncGenerator[Chunk, None]:
         finish: FinishReason | None = None
         usage: Usage | None = None
         async with stack:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
@@ -114,7 +114,9 @@ def _event(data: dict[str, Any]) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-async def _sse(chunks: AsyncIterator[Chunk], shape: ResponseShape, include_usage: bool) -> AsyncIterator[str]:
+async def _sse(
+    chunks: AsyncGenerator[Chunk, None], shape: ResponseShape, include_usage: bool
+) -> AsyncIterator[str]:
     """Server-sent events in OpenAI's format. A failure after the stream began is sent as an error event
     (the status line has already gone out), then the stream ends."""
     try:
@@ -129,6 +131,4 @@ async def _sse(chunks: AsyncIterator[Chunk], shape: ResponseShape, include_usage
     except StratoError as exc:
         yield _event(exc.to_body())
     finally:
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await chunks.aclose()

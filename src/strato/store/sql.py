@@ -21,6 +21,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     select,
 )
 from sqlalchemy.engine import make_url
@@ -129,8 +130,6 @@ class SQLStore:
         return _from_row(row._mapping) if row is not None else None
 
     def count(self) -> int:
-        from sqlalchemy import func
-
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(traces)).scalar_one())
 
