@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install serve test lint typecheck clean
+.PHONY: install serve test lint typecheck bench clean
 
 install: $(STAMP)
 
@@ -33,6 +33,15 @@ typecheck: install
 # pytest exits 5 when it collects no tests; that is not a failure of the suite.
 test: install lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider; status=$$?; if [ $$status -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$status
+
+# Benchmarks compare strato with the peers a user would pick instead; their extra compiles llama-server.
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/serving.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .mypy_cache .ruff_cache

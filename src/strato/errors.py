@@ -12,12 +12,23 @@ class StratoError(Exception):
     type: str = "api_error"
     code: str | None = "internal_error"
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.headers = headers or {}  # extra response headers, e.g. retry-after on 429 and 503
         if code is not None:
             self.code = code
+        if status is not None:
+            self.status = status
 
     def to_body(self) -> dict[str, dict[str, str | None]]:
         """OpenAI's error body: `{"error": {"message", "type", "param", "code"}}`."""
@@ -55,8 +66,7 @@ class UpstreamError(StratoError):
     def __init__(
         self, message: str, *, status: int = 502, code: str | None = None, param: str | None = None
     ) -> None:
-        super().__init__(message, param=param, code=code)
-        self.status = status
+        super().__init__(message, param=param, code=code, status=status)
 
 
 class UpstreamTimeout(UpstreamError):

@@ -61,6 +61,11 @@ class Gateway:
     def list_models(self) -> list[ModelInfo]:
         return self.models.infos()
 
+    def metrics_text(self) -> bytes:
+        """Prometheus exposition, with the local engines' current slots, queues and memory."""
+        self.metrics.set_engines(self.models.shared.engines.states())
+        return self.metrics.render()
+
     async def aclose(self) -> None:
         """Stop the providers, then store every trace still queued."""
         await self.models.aclose()
@@ -81,6 +86,7 @@ class Gateway:
             result.usage.prompt_tokens,
             result.usage.completion_tokens,
         )
+        trace.cached_tokens = result.usage.cached_tokens
         self._finish(trace, ctx)
         return result
 
@@ -132,6 +138,7 @@ class Gateway:
                     if chunk.usage:
                         trace.prompt_tokens = chunk.usage.prompt_tokens
                         trace.completion_tokens = chunk.usage.completion_tokens
+                        trace.cached_tokens = chunk.usage.cached_tokens
                     yield chunk
         except BaseException as exc:
             trace.completion = "".join(parts)
@@ -198,6 +205,19 @@ def _request_record(request: GenerationRequest) -> dict[str, Any]:
         "stop": list(params.stop),
         "seed": params.seed,
     }
+    # The rest only when set, so traces of plain requests stay short.
+    optional: dict[str, Any] = {
+        "top_k": params.top_k,
+        "min_p": params.min_p,
+        "presence_penalty": params.presence_penalty or None,
+        "frequency_penalty": params.frequency_penalty or None,
+        "logprobs": params.logprobs or None,
+        "top_logprobs": params.top_logprobs or None,
+    }
+    record.update({k: v for k, v in optional.items() if v is not None})
+    if params.response_format is not None:
+        fmt = params.response_format
+        record["response_format"] = {"type": fmt.type, "schema": fmt.schema, "name": fmt.name}
     if request.messages is not None:
         record["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
     else:
@@ -218,7 +238,7 @@ def build_gateway(settings: Settings) -> Gateway:
         store, flush_interval=settings.store.flush_interval, batch_size=settings.store.batch_size
     )
     try:
-        models = build_models(settings.models)
+        models = build_models(settings.models, settings.engine.memory_budget_mb)
     except BaseException:
         recorder.close()
         store.close()

@@ -37,12 +37,28 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """`text` (anything), `json_object` (any JSON object) or `json_schema` (JSON valid for `schema`)."""
+
+    type: Literal["text", "json_object", "json_schema"] = "text"
+    schema: dict[str, Any] | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SamplingParams:
     temperature: float = 1.0
     top_p: float = 1.0
     max_tokens: int | None = None  # None: as many as the context allows
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    top_k: int | None = None  # None: the model's configured default; 0 disables
+    min_p: float | None = None  # None: the model's configured default; 0 disables
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logprobs: bool = False
+    top_logprobs: int = 0  # alternatives reported per token (needs logprobs)
+    response_format: ResponseFormat | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +82,28 @@ class GenerationRequest:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens served from a cached prefix instead of being computed
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class TopLogprob:
+    token: str
+    logprob: float
+    bytes: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token with its log probability under the model and the most likely alternatives."""
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...]
+    top: tuple[TopLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +113,7 @@ class Generation:
     text: str
     finish_reason: FinishReason
     usage: Usage
+    logprobs: tuple[TokenLogprob, ...] | None = None  # when the request asked for them
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +123,7 @@ class Chunk:
     text: str = ""
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    logprobs: tuple[TokenLogprob, ...] = ()  # the tokens behind `text`, when the request asked
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +149,18 @@ class ModelInfo:
     source: str
     loaded: bool
     context_length: int | None = None
+    resident_bytes: int | None = None  # memory the loaded model holds (weights, KV cache, buffers)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineState:
+    """One loaded local model, as the engine reports it at scrape time."""
+
+    model: str
+    slots: int
+    busy_slots: int
+    queued: int
+    memory_bytes: int
 
 
 @dataclass(slots=True)
@@ -133,6 +181,7 @@ class Trace:
     completion: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
     ttft_ms: float | None = None
     latency_ms: float | None = None
     status: int = 200

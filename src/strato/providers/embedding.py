@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from strato.config import ConfigError, ModelEntry
 from strato.errors import ContextLengthExceeded
+from strato.providers import Shared
 from strato.providers.loading import LazyModel
 from strato.providers.sources import package_dir
 from strato.types import EmbeddingRequest, Embeddings, ModelInfo, ModelKind, Usage
@@ -34,7 +35,7 @@ class SentenceTransformerEmbedder:
         self._model: LazyModel[Any] = LazyModel(name, self._executor, self._open)
 
     @classmethod
-    def from_entry(cls, entry: ModelEntry) -> SentenceTransformerEmbedder:
+    def from_entry(cls, entry: ModelEntry, shared: Shared) -> SentenceTransformerEmbedder:
         options = entry.parse_options(SentenceTransformerOptions)
         if not options.path and not options.package:
             raise ConfigError(f"model {entry.name!r}: an embedding model needs `path` or `package`")

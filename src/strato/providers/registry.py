@@ -8,15 +8,16 @@ from importlib.metadata import entry_points
 from typing import Protocol
 
 from strato.config import ConfigError, ModelEntry
+from strato.engine.pool import EnginePool
 from strato.errors import InvalidRequest, ModelNotFound
-from strato.providers import Embedder, Provider
+from strato.providers import Embedder, Provider, Shared
 from strato.types import ModelInfo
 
 ENTRY_POINT_GROUP = "strato.providers"
 
 
 class ProviderFactory(Protocol):
-    def from_entry(self, entry: ModelEntry) -> Provider | Embedder: ...
+    def from_entry(self, entry: ModelEntry, shared: Shared) -> Provider | Embedder: ...
 
 
 def provider_factory(name: str) -> ProviderFactory:
@@ -34,6 +35,7 @@ class ModelTable:
 
     generators: dict[str, Provider]
     embedders: dict[str, Embedder]
+    shared: Shared
 
     def generator(self, name: str) -> Provider:
         if name in self.generators:
@@ -55,26 +57,51 @@ class ModelTable:
     def default_generator(self) -> str | None:
         return next(iter(self.generators), None)
 
+    def add(self, entry: ModelEntry) -> Provider | Embedder:
+        """Build `entry` and serve it under its name (at start-up, or later through the admin API)."""
+        if entry.name in self.generators or entry.name in self.embedders:
+            raise ConfigError(f"model name {entry.name!r} is configured twice")
+        built = provider_factory(entry.provider).from_entry(entry, self.shared)
+        check = getattr(built, "check", None)
+        if check is not None:
+            check()  # cross-entry rules, e.g. a LoRA model's base must be a local model
+        if isinstance(built, Embedder) and built.info().kind == "embed":
+            self.embedders[entry.name] = built
+        elif isinstance(built, Provider):
+            self.generators[entry.name] = built
+        else:
+            raise ConfigError(
+                f"model {entry.name!r}: provider {entry.provider!r} serves nothing strato knows"
+            )
+        return built
+
+    async def remove(self, name: str) -> None:
+        """Stop serving `name` (requests already running finish)."""
+        provider: Provider | Embedder | None = self.generators.pop(name, None) or self.embedders.pop(
+            name, None
+        )
+        if provider is None:
+            raise ModelNotFound(f"The model {name!r} does not exist.", param="model")
+        await provider.aclose()
+
     async def aclose(self) -> None:
         for provider in self.generators.values():
             await provider.aclose()
         for embedder in self.embedders.values():
             await embedder.aclose()
+        await self.shared.engines.aclose()
 
     def _names(self) -> str:
         return ", ".join([*self.generators, *self.embedders]) or "none"
 
 
-def build_models(entries: list[ModelEntry]) -> ModelTable:
-    table = ModelTable(generators={}, embedders={})
-    for entry in entries:
-        built = provider_factory(entry.provider).from_entry(entry)
-        if isinstance(built, Embedder) and built.info().kind == "embed":
-            table.embedders[entry.name] = built
-        elif isinstance(built, Provider):
-            table.generators[entry.name] = built
-        else:
-            raise ConfigError(
-                f"model {entry.name!r}: provider {entry.provider!r} serves nothing strato knows"
-            )
+def build_models(entries: list[ModelEntry], memory_budget_mb: int | None = None) -> ModelTable:
+    budget = memory_budget_mb * 2**20 if memory_budget_mb else None
+    table = ModelTable(generators={}, embedders={}, shared=Shared(engines=EnginePool(budget)))
+    # Base models first, so entries that build on another (LoRA adapters) find it whatever the order.
+    for entry in sorted(entries, key=lambda e: "base" in e.options):
+        table.add(entry)
+    # Keep the configured order for listings.
+    order = {entry.name: i for i, entry in enumerate(entries)}
+    table.generators = dict(sorted(table.generators.items(), key=lambda kv: order[kv[0]]))
     return table

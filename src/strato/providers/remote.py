@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from strato.config import ConfigError, ModelEntry
 from strato.errors import UpstreamError, UpstreamTimeout
+from strato.providers import Shared
 from strato.types import (
     Chunk,
     EmbeddingRequest,
@@ -22,6 +23,7 @@ from strato.types import (
     GenerationRequest,
     ModelInfo,
     ModelKind,
+    SamplingParams,
     Usage,
 )
 
@@ -60,7 +62,7 @@ class OpenAICompatibleProvider:
         )
 
     @classmethod
-    def from_entry(cls, entry: ModelEntry) -> OpenAICompatibleProvider:
+    def from_entry(cls, entry: ModelEntry, shared: Shared) -> OpenAICompatibleProvider:
         options = entry.parse_options(RemoteOptions)
         return cls(entry.name, options)
 
@@ -128,6 +130,7 @@ class OpenAICompatibleProvider:
             body["stop"] = list(params.stop)
         if params.seed is not None:
             body["seed"] = params.seed
+        body.update(_optional_params(params, chat=request.messages is not None))
         if request.user:
             body["user"] = request.user
         if stream:
@@ -207,6 +210,32 @@ class OpenAICompatibleProvider:
         return exc
 
 
+def _optional_params(params: SamplingParams, *, chat: bool) -> dict[str, Any]:
+    """Sampling fields strato interprets that the upstream should see only when they are set."""
+    body: dict[str, Any] = {}
+    if params.top_k is not None:
+        body["top_k"] = params.top_k  # vLLM, llama-server and Ollama's OpenAI APIs accept these two
+    if params.min_p is not None:
+        body["min_p"] = params.min_p
+    if params.presence_penalty:
+        body["presence_penalty"] = params.presence_penalty
+    if params.frequency_penalty:
+        body["frequency_penalty"] = params.frequency_penalty
+    if params.logprobs:
+        if chat:
+            body.update(logprobs=True, top_logprobs=params.top_logprobs)
+        else:
+            body["logprobs"] = params.top_logprobs
+    fmt = params.response_format
+    if fmt is not None:
+        if fmt.type == "json_schema":
+            schema: dict[str, Any] = {"name": fmt.name or "response", "schema": fmt.schema or {}}
+            body["response_format"] = {"type": "json_schema", "json_schema": schema}
+        else:
+            body["response_format"] = {"type": fmt.type}
+    return body
+
+
 def _upstream_message(response: httpx.Response) -> str:
     try:
         error = response.json().get("error")
@@ -226,7 +255,10 @@ def _finish_reason(value: Any) -> FinishReason:
 def _usage(data: Any) -> Usage:
     if not isinstance(data, dict):
         return Usage()
+    details = data.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
     return Usage(
         prompt_tokens=int(data.get("prompt_tokens") or 0),
         completion_tokens=int(data.get("completion_tokens") or 0),
+        cached_tokens=int(cached or 0),
     )

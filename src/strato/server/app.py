@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from strato import __version__
 from strato.config import Settings
 from strato.gateway import Gateway
+from strato.server.admin import router as admin_router
 from strato.server.errors import install_error_handlers
 from strato.server.middleware import BodyLimitMiddleware, TraceContextMiddleware
 from strato.server.routes import router
@@ -30,6 +31,7 @@ def create_app(settings: Settings, gateway: Gateway) -> FastAPI:
     app.state.settings = settings
     app.state.started = int(time.time())
     app.include_router(router)
+    app.include_router(admin_router)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.server.max_body_bytes)
     app.add_middleware(TraceContextMiddleware)

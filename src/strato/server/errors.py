@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 
 
 def error_response(error: StratoError, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error.to_body(), status_code=error.status, headers=headers)
+    return JSONResponse(
+        error.to_body(), status_code=error.status, headers={**error.headers, **(headers or {})}
+    )
 
 
 def validation_error(exc: RequestValidationError) -> InvalidRequest:

@@ -69,7 +69,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    return Response(_gateway(request).metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(_gateway(request).metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 async def _generate(
@@ -122,9 +122,12 @@ async def _sse(
     try:
         if shape.chat:
             yield _event(shape.chunk(None, role=True))
+        offset = 0  # characters sent so far (the legacy completions logprobs count text offsets)
         async for chunk in chunks:
-            if chunk.text or chunk.finish_reason:
-                yield _event(shape.chunk(chunk.text, chunk.finish_reason))
+            if chunk.text or chunk.finish_reason or chunk.logprobs:
+                logprobs = chunk.logprobs or None
+                yield _event(shape.chunk(chunk.text, chunk.finish_reason, logprobs=logprobs, offset=offset))
+                offset += sum(len(t.token) for t in chunk.logprobs)
             if chunk.usage is not None and include_usage:
                 yield _event(shape.usage_chunk(chunk.usage))
         yield "data: [DONE]\n\n"

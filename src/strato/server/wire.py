@@ -20,7 +20,9 @@ from strato.types import (
     GenerationRequest,
     Message,
     ModelInfo,
+    ResponseFormat,
     SamplingParams,
+    TokenLogprob,
     Usage,
 )
 
@@ -58,6 +60,29 @@ class WireMessage(BaseModel):
         return Message(role=role, content=content, name=self.name)  # type: ignore[arg-type]
 
 
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    name: str | None = None
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    strict: bool | None = None
+
+
+class WireResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    def to_core(self) -> ResponseFormat:
+        if self.type != "json_schema":
+            return ResponseFormat(type=self.type)
+        if self.json_schema is None:
+            raise InvalidRequest(
+                "response_format of type json_schema needs a `json_schema` object",
+                param="response_format.json_schema",
+            )
+        return ResponseFormat(type="json_schema", schema=self.json_schema.schema_, name=self.json_schema.name)
+
+
 class SamplingFields(BaseModel):
     """The fields chat and text completions share."""
 
@@ -66,6 +91,10 @@ class SamplingFields(BaseModel):
     model: str = Field(min_length=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
+    top_k: int | None = Field(None, ge=-1)  # vLLM's and llama.cpp's extension; -1 or 0 disables
+    min_p: float | None = Field(None, ge=0, le=1)  # likewise
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
     max_tokens: int | None = Field(None, ge=1)
     stop: str | list[str] | None = None
     seed: int | None = None
@@ -73,8 +102,9 @@ class SamplingFields(BaseModel):
     user: str | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
+    response_format: WireResponseFormat | None = None
 
-    def sampling(self, max_tokens: int | None) -> SamplingParams:
+    def sampling(self, max_tokens: int | None, logprobs: bool, top_logprobs: int) -> SamplingParams:
         if self.n not in (None, 1):
             raise InvalidRequest("only n=1 is supported", param="n")
         stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
@@ -86,6 +116,13 @@ class SamplingFields(BaseModel):
             max_tokens=max_tokens,
             stop=tuple(stop),
             seed=self.seed,
+            top_k=None if self.top_k is None else max(self.top_k, 0),
+            min_p=self.min_p,
+            presence_penalty=self.presence_penalty or 0.0,
+            frequency_penalty=self.frequency_penalty or 0.0,
+            logprobs=logprobs,
+            top_logprobs=top_logprobs,
+            response_format=self.response_format.to_core() if self.response_format else None,
         )
 
     def passthrough(self) -> dict[str, Any]:
@@ -99,12 +136,18 @@ class SamplingFields(BaseModel):
 class ChatCompletionRequest(SamplingFields):
     messages: list[WireMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
 
     def to_core(self) -> GenerationRequest:
+        if self.top_logprobs and not self.logprobs:
+            raise InvalidRequest("top_logprobs needs logprobs set to true", param="top_logprobs")
         return GenerationRequest(
             model=self.model,
             messages=tuple(m.to_core(i) for i, m in enumerate(self.messages)),
-            params=self.sampling(self.max_completion_tokens or self.max_tokens),
+            params=self.sampling(
+                self.max_completion_tokens or self.max_tokens, bool(self.logprobs), self.top_logprobs or 0
+            ),
             user=self.user,
             passthrough=self.passthrough(),
         )
@@ -116,6 +159,7 @@ class CompletionRequest(SamplingFields):
     max_tokens: int | None = Field(16, ge=1)
     echo: bool = False
     suffix: str | None = None
+    logprobs: int | None = Field(None, ge=0, le=5)
 
     def to_core(self) -> GenerationRequest:
         prompt = self.prompt
@@ -130,7 +174,7 @@ class CompletionRequest(SamplingFields):
         return GenerationRequest(
             model=self.model,
             prompt=prompt,
-            params=self.sampling(self.max_tokens),
+            params=self.sampling(self.max_tokens, self.logprobs is not None, self.logprobs or 0),
             user=self.user,
             passthrough=self.passthrough(),
         )
@@ -160,11 +204,47 @@ class EmbeddingsRequest(BaseModel):
         return EmbeddingRequest(model=self.model, inputs=tuple(str(i) for i in inputs), user=self.user)
 
 
-def usage_body(usage: Usage) -> dict[str, int]:
+def usage_body(usage: Usage) -> dict[str, Any]:
     return {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+    }
+
+
+def chat_logprobs(tokens: tuple[TokenLogprob, ...] | None) -> dict[str, Any] | None:
+    if tokens is None:
+        return None
+    return {
+        "content": [
+            {
+                "token": t.token,
+                "logprob": t.logprob,
+                "bytes": list(t.bytes),
+                "top_logprobs": [
+                    {"token": a.token, "logprob": a.logprob, "bytes": list(a.bytes)} for a in t.top
+                ],
+            }
+            for t in tokens
+        ],
+        "refusal": None,
+    }
+
+
+def completion_logprobs(tokens: tuple[TokenLogprob, ...] | None, offset: int = 0) -> dict[str, Any] | None:
+    """The legacy completions shape; `offset` is where these tokens start in the whole text."""
+    if tokens is None:
+        return None
+    offsets = []
+    for t in tokens:
+        offsets.append(offset)
+        offset += len(t.token)
+    return {
+        "tokens": [t.token for t in tokens],
+        "token_logprobs": [t.logprob for t in tokens],
+        "top_logprobs": [{a.token: a.logprob for a in t.top} for t in tokens],
+        "text_offset": offsets,
     }
 
 
@@ -185,7 +265,7 @@ class ResponseShape:
             choice: dict[str, Any] = {
                 "index": 0,
                 "message": {"role": "assistant", "content": result.text},
-                "logprobs": None,
+                "logprobs": chat_logprobs(result.logprobs),
                 "finish_reason": result.finish_reason,
             }
             body = self._base("chat.completion")
@@ -193,7 +273,7 @@ class ResponseShape:
             choice = {
                 "index": 0,
                 "text": result.text,
-                "logprobs": None,
+                "logprobs": completion_logprobs(result.logprobs),
                 "finish_reason": result.finish_reason,
             }
             body = self._base("text_completion")
@@ -201,7 +281,13 @@ class ResponseShape:
         return body
 
     def chunk(
-        self, text: str | None, finish_reason: str | None = None, *, role: bool = False
+        self,
+        text: str | None,
+        finish_reason: str | None = None,
+        *,
+        role: bool = False,
+        logprobs: tuple[TokenLogprob, ...] | None = None,
+        offset: int = 0,
     ) -> dict[str, Any]:
         if self.chat:
             delta: dict[str, Any] = {"role": "assistant", "content": ""} if role else {}
@@ -210,12 +296,17 @@ class ResponseShape:
             choice: dict[str, Any] = {
                 "index": 0,
                 "delta": delta,
-                "logprobs": None,
+                "logprobs": chat_logprobs(logprobs),
                 "finish_reason": finish_reason,
             }
             body = self._base("chat.completion.chunk")
         else:
-            choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish_reason}
+            choice = {
+                "index": 0,
+                "text": text or "",
+                "logprobs": completion_logprobs(logprobs, offset),
+                "finish_reason": finish_reason,
+            }
             body = self._base("text_completion")
         body["choices"] = [choice]
         return body
@@ -253,6 +344,8 @@ def models_body(models: list[ModelInfo], created: int) -> dict[str, Any]:
                 "kind": str(m.kind),
                 "provider": m.provider,
                 "loaded": m.loaded,
+                "context_length": m.context_length,
+                "resident_bytes": m.resident_bytes,
             }
             for m in models
         ],

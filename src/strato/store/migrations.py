@@ -42,6 +42,10 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "CREATE INDEX ix_traces_model_started ON traces (requested_model, started_at)",
         ],
     ),
+    (
+        "0002_traces_cached_tokens",
+        ["ALTER TABLE traces ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0"],
+    ),
 ]
 
 
