@@ -149,7 +149,7 @@ class ModelInfo:
     source: str
     loaded: bool
     context_length: int | None = None
-    resident_bytes: int | None = None  # memory the loaded model holds (weights, KV cache, buffers)
+    memory_bytes: int | None = None  # estimated memory the loaded model holds (weights + KV cache)
 
 
 @dataclass(frozen=True, slots=True)

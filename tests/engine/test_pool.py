@@ -37,8 +37,8 @@ async def test_two_models_serve_at_once(models: Callable[..., ModelTable]) -> No
     assert completion.text.startswith(" Thursday, Friday")
     assert loaded(table) == {"chat", "base"}
     info = {i.name: i for i in table.infos()}
-    assert info["base"].resident_bytes is not None and info["chat"].resident_bytes is not None
-    assert info["base"].resident_bytes > info["chat"].resident_bytes > 90 * 2**20
+    assert info["base"].memory_bytes is not None and info["chat"].memory_bytes is not None
+    assert info["base"].memory_bytes > info["chat"].memory_bytes > 90 * 2**20
 
 
 async def test_least_recently_used_model_is_unloaded_under_the_budget(

@@ -108,7 +108,7 @@ class LlamaCppProvider:
             source=source,
             loaded=loaded,
             context_length=spec.options.context_length if spec else None,
-            resident_bytes=engine.memory_bytes if engine is not None and loaded else None,
+            memory_bytes=engine.memory_bytes if engine is not None and loaded else None,
         )
 
     async def generate(self, request: GenerationRequest) -> Generation:

@@ -345,7 +345,7 @@ def models_body(models: list[ModelInfo], created: int) -> dict[str, Any]:
                 "provider": m.provider,
                 "loaded": m.loaded,
                 "context_length": m.context_length,
-                "resident_bytes": m.resident_bytes,
+                "memory_bytes": m.memory_bytes,
             }
             for m in models
         ],
