@@ -146,6 +146,13 @@ SYSTEMS = {
 
 
 async def one_stream(client: httpx.AsyncClient, url: str, topic: str) -> dict[str, Any]:
+    try:
+        return await _stream(client, url, topic)
+    except httpx.HTTPError as exc:  # a server that cuts streams: count the request as failed
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+async def _stream(client: httpx.AsyncClient, url: str, topic: str) -> dict[str, Any]:
     body = {
         "model": "smollm2",
         "messages": [{"role": "user", "content": f"Write a long story about {topic}."}],
