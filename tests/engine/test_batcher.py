@@ -65,9 +65,9 @@ async def test_eight_concurrent_streams_match_running_alone(models: Callable[...
     alone = [await provider.generate(r) for r in requests]
     engine = provider.pool.loaded("s")
     assert engine is not None
-    steps_before = engine.batcher.stats.steps
+    steps_before = engine.batcher.steps
     together = await asyncio.gather(*(provider.generate(r) for r in requests))
-    steps = engine.batcher.stats.steps - steps_before
+    steps = engine.batcher.steps - steps_before
     tokens = sum(g.usage.completion_tokens for g in together)
     # Decoded together: far fewer engine steps than tokens (one step serves every running stream).
     assert steps < tokens / 3, (steps, tokens)

@@ -62,16 +62,6 @@ class Slot:
     last_used: float = 0.0
 
 
-@dataclass(slots=True)
-class Stats:
-    requests: int = 0
-    prefix_hits: int = 0  # requests that reused a cached prefix
-    cached_tokens: int = 0  # prompt tokens not recomputed thanks to the cache
-    prompt_tokens: int = 0
-    generated_tokens: int = 0
-    steps: int = 0
-
-
 class Batcher:
     def __init__(self, weights: Weights, options: BatcherOptions) -> None:
         self.weights = weights
@@ -92,7 +82,7 @@ class Batcher:
         self.batch = lib.llama_batch_init(options.batch_size, 0, 1)
         self.slots = [Slot(seq=i) for i in range(options.slots)]
         self.queue = FairQueue()
-        self.stats = Stats()
+        self.steps = 0  # llama_decode calls so far
         self._adapters: dict[str, Adapter] = {}
         self._retired: list[Adapter] = []  # detached, freed when no running request uses them
         self._active_adapter: Adapter | None = None
@@ -107,7 +97,7 @@ class Batcher:
 
     @property
     def busy(self) -> bool:
-        return bool(len(self.queue)) or any(slot.job for slot in self.slots)
+        return bool(len(self.queue)) or self._running()
 
     def submit(self, job: Job) -> None:
         with self._cond:
@@ -182,8 +172,8 @@ class Batcher:
                     admitted = self._admit()
                 for command in commands:
                     command()
-                for job in admitted:
-                    self._start(job)
+                for slot in admitted:
+                    self._start(slot)
                 self._reap()
                 if self._running():
                     self._step()
@@ -199,15 +189,15 @@ class Batcher:
     def _running(self) -> bool:
         return any(slot.job for slot in self.slots)
 
-    def _admit(self) -> list[Job]:
+    def _admit(self) -> list[Slot]:
+        """Hand waiting jobs to free slots; returns the slots that got one."""
         admitted = []
         free = [slot for slot in self.slots if slot.job is None]
         while free and (job := self.queue.pop()) is not None:
             slot = self._choose_slot(job, free)
             free.remove(slot)
             slot.job = job
-            job.slot = slot.seq
-            admitted.append(job)
+            admitted.append(slot)
         return admitted
 
     def _choose_slot(self, job: Job, free: list[Slot]) -> Slot:
@@ -220,30 +210,33 @@ class Batcher:
             return max(continued, key=lambda s: len(s.tokens))
         return min(free, key=lambda s: (bool(s.tokens), s.last_used))
 
-    def _start(self, job: Job) -> None:
-        slot = self.slots[job.slot or 0]
+    def _start(self, slot: Slot) -> None:
+        job = slot.job
+        assert job is not None
+        own = _common(slot, job)
         # The longest prefix any slot holds (a busy one too: its earlier cells never change).
         source = max(self.slots, key=lambda s: _common(s, job))
+        best = _common(source, job)
         limit = len(job.prompt) - 1  # the prompt's last token always runs, for its logits
-        if _common(source, job) > _common(slot, job):
-            reuse = min(_common(source, job), limit)
+        if best > own:
+            reuse = min(best, limit)
             self._forget(slot)
             self.lib.llama_memory_seq_cp(self.memory, source.seq, slot.seq, 0, reuse)
             slot.tokens = job.prompt[:reuse]
         else:
-            reuse = min(_common(slot, job), limit)
+            reuse = min(own, limit)
             self.lib.llama_memory_seq_rm(self.memory, slot.seq, reuse, -1)
             del slot.tokens[reuse:]
         slot.adapter = job.adapter_name
         job.computed = job.cached = reuse
-        self.stats.requests += 1
-        self.stats.prompt_tokens += len(job.prompt)
-        if reuse:
-            self.stats.prefix_hits += 1
-            self.stats.cached_tokens += reuse
         try:
             job.sampler = Sampler(
-                self.lib, self.weights.vocab, self.weights.n_vocab, job.params, self.options.defaults
+                self.lib,
+                self.weights.vocab,
+                self.weights.n_vocab,
+                job.params,
+                self.options.defaults,
+                job.grammar,
             )
         except StratoError as exc:
             job.emit(exc)
@@ -259,36 +252,39 @@ class Batcher:
                 self._release(slot)
 
     def _step(self) -> None:
-        adapter, jobs = self._next_group()
+        adapter, slots = self._next_group()
         self._use_adapter(adapter)
         lib, batch = self.lib, self.batch
         n = 0
-        plan: list[tuple[Job, int, int]] = []  # (job, tokens added, batch index of its logits or -1)
-        for job in jobs:  # one token each for the sequences already generating
+        plan: list[tuple[Slot, Job, int, int]] = []  # (slot, job, tokens added, logits index or -1)
+        for slot in slots:  # one token each for the sequences already generating
+            job = slot.job
+            assert job is not None
             if not job.prefilling and job.pending is not None:
-                self._put(n, job.pending, len(self.slots[job.slot or 0].tokens), job.slot or 0, True)
-                plan.append((job, 1, n))
+                self._put(n, job.pending, len(slot.tokens), slot.seq, True)
+                plan.append((slot, job, 1, n))
                 n += 1
-        for job in jobs:  # then chunks of prompts, as far as the batch allows
+        for slot in slots:  # then chunks of prompts, as far as the batch allows
+            job = slot.job
+            assert job is not None
             room = self.options.batch_size - n
             if job.prefilling and room > 0:
                 start = job.computed
                 take = min(room, len(job.prompt) - start)
                 for i in range(take):
                     last = start + i == len(job.prompt) - 1
-                    self._put(n + i, job.prompt[start + i], start + i, job.slot or 0, last)
+                    self._put(n + i, job.prompt[start + i], start + i, slot.seq, last)
                 n += take
-                plan.append((job, take, n - 1 if start + take == len(job.prompt) else -1))
+                plan.append((slot, job, take, n - 1 if start + take == len(job.prompt) else -1))
         if not n:
             return
         batch.n_tokens = n
         status = lib.llama_decode(self.ctx, batch)
-        self.stats.steps += 1
+        self.steps += 1
         if status != 0:
-            self._decode_failed(status, [job for job, _, _ in plan])
+            self._decode_failed(status, [slot for slot, _, _, _ in plan])
             return
-        for job, added, index in plan:
-            slot = self.slots[job.slot or 0]
+        for slot, job, added, index in plan:
             if job.prefilling:
                 slot.tokens.extend(job.prompt[job.computed : job.computed + added])
                 job.computed += added
@@ -307,15 +303,13 @@ class Batcher:
 
     def _next_token(self, job: Job, slot: Slot, index: int) -> None:
         params, weights = job.params, self.weights
+        # A view of llama.cpp's logits: the sampler copies them, so they stay as the model gave them.
         logits = logits_at(self.lib, self.ctx, index, weights.n_vocab) if params.logprobs else None
-        if logits is not None:
-            logits = logits.copy()  # sampling rewrites llama.cpp's buffer in place
         assert job.sampler is not None
         token = job.sampler.sample(self.ctx, index)
         if weights.is_end(token):
             self._finish(job, slot, "stop")
             return
-        self.stats.generated_tokens += 1
         logprob = None
         if logits is not None:
             logprob = token_logprob(logits, token, params.top_logprobs, weights.piece)
@@ -354,16 +348,17 @@ class Batcher:
         self.lib.llama_memory_seq_rm(self.memory, slot.seq, -1, -1)
         slot.tokens = []
 
-    def _next_group(self) -> tuple[Adapter | None, list[Job]]:
-        """The jobs of one adapter (or of the base model); groups take turns step by step."""
-        groups: dict[str | None, list[Job]] = {}
+    def _next_group(self) -> tuple[Adapter | None, list[Slot]]:
+        """The busy slots of one adapter (or of the base model); groups take turns step by step."""
+        groups: dict[str | None, list[Slot]] = {}
         for slot in self.slots:
             if slot.job is not None:
-                groups.setdefault(slot.job.adapter_name, []).append(slot.job)
+                groups.setdefault(slot.job.adapter_name, []).append(slot)
         keys = sorted(groups, key=lambda k: k or "")
         self._turn = (self._turn + 1) % len(keys)
-        jobs = groups[keys[self._turn]]
-        return jobs[0].adapter, jobs
+        slots = groups[keys[self._turn]]
+        assert slots[0].job is not None
+        return slots[0].job.adapter, slots
 
     def _use_adapter(self, adapter: Adapter | None) -> None:
         if adapter is self._active_adapter:
@@ -377,11 +372,13 @@ class Batcher:
             lib.llama_set_adapters_lora(self.ctx, handles, 1, scales)
         self._active_adapter = adapter
 
-    def _decode_failed(self, status: int, jobs: list[Job]) -> None:
+    def _decode_failed(self, status: int, slots: list[Slot]) -> None:
         log.error("llama_decode returned %s for %s", status, self.weights.path.name)
-        for job in jobs:
-            slot = self.slots[job.slot or 0]
-            job.emit(EngineError(f"the engine could not decode this request (status {status})", status=500))
+        for slot in slots:
+            assert slot.job is not None
+            slot.job.emit(
+                EngineError(f"the engine could not decode this request (status {status})", status=500)
+            )
             self._release(slot)
             self._forget(slot)
 

@@ -33,9 +33,9 @@ class Job:
     adapter: Adapter | None
     user: str
     emit: Emit
+    grammar: str | None = None  # GBNF for structured output, converted once by the caller
     cancelled: bool = False  # set from the event loop when the client goes away
     queued_at: float = field(default_factory=time.perf_counter)
-    slot: int | None = None
     sampler: Sampler | None = None
     computed: int = 0  # prompt tokens whose KV state is in the cache (reused or evaluated)
     cached: int = 0  # of those, how many came from a cached prefix

@@ -48,7 +48,13 @@ class Sampler:
     """A llama.cpp sampler chain for one sequence. Not thread-safe; used by the engine thread."""
 
     def __init__(
-        self, lib: Any, vocab: Any, n_vocab: int, params: SamplingParams, defaults: SamplingDefaults
+        self,
+        lib: Any,
+        vocab: Any,
+        n_vocab: int,
+        params: SamplingParams,
+        defaults: SamplingDefaults,
+        grammar: str | None = None,
     ) -> None:
         self.lib = lib
         self.seed = params.seed if params.seed is not None else random.randrange(2**31)
@@ -67,7 +73,6 @@ class Sampler:
                     n_vocab, window, 1.0, params.frequency_penalty, params.presence_penalty
                 )
             )
-        grammar = grammar_for(params.response_format)
         if grammar is not None:
             sampler = lib.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
             if not sampler:

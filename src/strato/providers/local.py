@@ -135,7 +135,7 @@ class LlamaCppProvider:
                     param=key,
                     code="unsupported_parameter",
                 )
-        grammar_for(request.params.response_format)  # refuse a schema it cannot express, up front
+        grammar = grammar_for(request.params.response_format)  # a schema it cannot express: 400 now
         engine = await self.pool.acquire(self.base)
         try:
             adapter = None
@@ -162,6 +162,7 @@ class LlamaCppProvider:
                 adapter=adapter,
                 user=request.user or "",
                 emit=emit,
+                grammar=grammar,
             )
             engine.batcher.submit(job)
         except BaseException:
