@@ -36,12 +36,13 @@ from strato.providers.sources import resolve_gguf
 
 MAX_TOKENS = 128
 CONTEXT_PER_SLOT = 512
-TOPICS = [
+STORIES = [
     "a dragon who learns to paint", "a lighthouse keeper", "a robot gardener", "a lost city",
     "a clockmaker's apprentice", "a whale who sings", "a desert caravan", "a haunted library",
     "a time-travelling cat", "a mountain village", "a pirate astronomer", "an underwater kingdom",
     "a winter festival", "a talking river", "a forgotten violin", "a balloon voyage",
 ]  # fmt: skip
+PROMPTS = [f"Write a long story about {topic}." for topic in STORIES]
 
 
 def free_port() -> int:
@@ -97,7 +98,7 @@ class Server:
             self.proc.wait()
 
 
-def start_strato(gguf: Path, slots: int, threads: int, tmp: Path) -> Server:
+def start_strato(gguf: Path, slots: int, threads: int, tmp: Path, **options: Any) -> Server:
     model = {
         "name": "smollm2",
         "provider": "llama_cpp",
@@ -105,6 +106,7 @@ def start_strato(gguf: Path, slots: int, threads: int, tmp: Path) -> Server:
         "slots": slots,
         "context_length": CONTEXT_PER_SLOT,
         "threads": threads,
+        **options,
     }
     config = tmp / "strato.yaml"
     config.write_text(yaml.safe_dump({"models": [model]}))
@@ -145,17 +147,17 @@ SYSTEMS = {
 }
 
 
-async def one_stream(client: httpx.AsyncClient, url: str, topic: str) -> dict[str, Any]:
+async def one_stream(client: httpx.AsyncClient, url: str, prompt: str) -> dict[str, Any]:
     try:
-        return await _stream(client, url, topic)
+        return await _stream(client, url, prompt)
     except httpx.HTTPError as exc:  # a server that cuts streams: count the request as failed
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
-async def _stream(client: httpx.AsyncClient, url: str, topic: str) -> dict[str, Any]:
+async def _stream(client: httpx.AsyncClient, url: str, prompt: str) -> dict[str, Any]:
     body = {
         "model": "smollm2",
-        "messages": [{"role": "user", "content": f"Write a long story about {topic}."}],
+        "messages": [{"role": "user", "content": prompt}],
         "max_tokens": MAX_TOKENS,
         "temperature": 0,
         "stream": True,
@@ -190,14 +192,15 @@ async def _stream(client: httpx.AsyncClient, url: str, topic: str) -> dict[str, 
     }
 
 
-async def run_level(url: str, streams: int, rounds: int) -> dict[str, Any]:
+async def run_level(url: str, streams: int, rounds: int, prompts: list[str] = PROMPTS) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=streams + 1)
     async with httpx.AsyncClient(timeout=600, limits=limits) as client:
-        await one_stream(client, url, "a short warm-up")
+        await one_stream(client, url, "Write a long story about a short warm-up.")
 
         async def worker(i: int) -> list[dict[str, Any]]:
             return [
-                await one_stream(client, url, TOPICS[(i + r * streams) % len(TOPICS)]) for r in range(rounds)
+                await one_stream(client, url, prompts[(i + r * streams) % len(prompts)])
+                for r in range(rounds)
             ]
 
         started = time.perf_counter()

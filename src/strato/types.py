@@ -161,6 +161,8 @@ class EngineState:
     busy_slots: int
     queued: int
     memory_bytes: int
+    drafted_tokens: int = 0  # prompt-lookup tokens evaluated ahead since the model loaded
+    accepted_tokens: int = 0  # of those, the ones the sampler agreed with
 
 
 @dataclass(slots=True)

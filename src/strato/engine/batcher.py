@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from strato.engine.jobs import Adapter, FairQueue, Job
+from strato.engine.lookup import Lookup, LookupOptions
 from strato.engine.sampling import Sampler, SamplingDefaults, logits_at, token_logprob
 from strato.engine.weights import EngineError, Weights
 from strato.errors import StratoError
@@ -51,6 +52,7 @@ class BatcherOptions:
     max_queue: int = 64
     retry_after: int = 1  # seconds suggested to clients refused with 429
     defaults: SamplingDefaults = field(default_factory=SamplingDefaults)
+    lookup: LookupOptions = field(default_factory=LookupOptions)
 
 
 @dataclass(slots=True)
@@ -83,6 +85,10 @@ class Batcher:
         self.slots = [Slot(seq=i) for i in range(options.slots)]
         self.queue = FairQueue()
         self.steps = 0  # llama_decode calls so far
+        self.drafted = 0  # prompt-lookup tokens evaluated ahead, and how many of them were right
+        self.accepted = 0
+        self.step_seconds: float | None = None  # one sequence, one token (running average)
+        self.token_seconds: float | None = None  # what each further token in such a step adds
         self._adapters: dict[str, Adapter] = {}
         self._retired: list[Adapter] = []  # detached, freed when no running request uses them
         self._active_adapter: Adapter | None = None
@@ -238,6 +244,8 @@ class Batcher:
                 self.options.defaults,
                 job.grammar,
             )
+            if self.options.lookup.enabled:
+                job.lookup = Lookup(self.options.lookup, job.prompt)
         except StratoError as exc:
             job.emit(exc)
             self._release(slot)
@@ -256,14 +264,26 @@ class Batcher:
         self._use_adapter(adapter)
         lib, batch = self.lib, self.batch
         n = 0
-        plan: list[tuple[Slot, Job, int, int]] = []  # (slot, job, tokens added, logits index or -1)
-        for slot in slots:  # one token each for the sequences already generating
+        plan: list[tuple[Slot, Job, int, int, list[int]]] = []  # slot, job, tokens, logits at, draft
+        generating = [
+            s for s in slots if s.job is not None and not s.job.prefilling and s.job.pending is not None
+        ]
+        lookup = self.options.lookup
+        drafting = lookup.enabled and len(generating) <= lookup.max_streams
+        cost = self.draft_cost
+        for slot in generating:  # the next token of each generating sequence, and maybe a draft
             job = slot.job
-            assert job is not None
-            if not job.prefilling and job.pending is not None:
-                self._put(n, job.pending, len(slot.tokens), slot.seq, True)
-                plan.append((slot, job, 1, n))
-                n += 1
+            assert job is not None and job.pending is not None
+            draft: list[int] = []
+            if drafting and job.lookup is not None:
+                room = self.options.batch_size - n - 1
+                draft = job.lookup.draft(min(room, job.max_tokens - job.generated - 1), cost)
+            pos = len(slot.tokens)
+            self._put(n, job.pending, pos, slot.seq, True)
+            for i, token in enumerate(draft, start=1):
+                self._put(n + i, token, pos + i, slot.seq, True)
+            plan.append((slot, job, 1 + len(draft), n, draft))
+            n += 1 + len(draft)
         for slot in slots:  # then chunks of prompts, as far as the batch allows
             job = slot.job
             assert job is not None
@@ -275,23 +295,62 @@ class Batcher:
                     last = start + i == len(job.prompt) - 1
                     self._put(n + i, job.prompt[start + i], start + i, slot.seq, last)
                 n += take
-                plan.append((slot, job, take, n - 1 if start + take == len(job.prompt) else -1))
+                plan.append((slot, job, take, n - 1 if start + take == len(job.prompt) else -1, []))
         if not n:
             return
         batch.n_tokens = n
+        started = time.perf_counter()
         status = lib.llama_decode(self.ctx, batch)
         self.steps += 1
         if status != 0:
-            self._decode_failed(status, [slot for slot, _, _, _ in plan])
+            self._decode_failed(status, [slot for slot, *_ in plan])
             return
-        for slot, job, added, index in plan:
+        if len(plan) == 1 and generating:
+            self._learn_cost(n, time.perf_counter() - started)
+        for slot, job, added, index, draft in plan:
             if job.prefilling:
                 slot.tokens.extend(job.prompt[job.computed : job.computed + added])
                 job.computed += added
+                if index >= 0:
+                    job.pending = self._next_token(job, slot, index)
             else:
-                slot.tokens.append(job.pending or 0)
-            if index >= 0:
-                self._next_token(job, slot, index)
+                self._accept(job, slot, index, draft)
+
+    def _accept(self, job: Job, slot: Slot, index: int, draft: list[int]) -> None:
+        """After a step: the pending token is in the cache; sample its successor, then keep every
+        drafted token the sampler agrees with. Cells of rejected draft tokens are dropped."""
+        assert job.pending is not None
+        slot.tokens.append(job.pending)
+        self.drafted += len(draft)  # counted before sampling: a finished job's caller sees them
+        token = self._next_token(job, slot, index)
+        accepted = 0
+        while token is not None and accepted < len(draft) and token == draft[accepted]:
+            slot.tokens.append(token)
+            accepted += 1
+            self.accepted += 1
+            token = self._next_token(job, slot, index + accepted)
+        job.pending = token
+        if job.lookup is not None:
+            job.lookup.observe(len(draft), accepted)
+        if accepted < len(draft):
+            self.lib.llama_memory_seq_rm(self.memory, slot.seq, len(slot.tokens), -1)
+
+    @property
+    def draft_cost(self) -> float:
+        """What one more token in a step costs, as a share of a one-token step (measured). Kept
+        under 1/2, the acceptance a request starts from, so that requests keep probing."""
+        if self.step_seconds is None or self.token_seconds is None:
+            return self.options.lookup.cost
+        return min(max(self.token_seconds / self.step_seconds, 0.05), 0.45)
+
+    def _learn_cost(self, tokens: int, seconds: float) -> None:
+        # Running means; a step stalled by other work on the machine counts as at most 3 steps.
+        one = self.step_seconds
+        if tokens == 1:
+            self.step_seconds = _average(one, seconds if one is None else min(seconds, 3 * one))
+        elif one is not None:
+            extra = min(max(seconds - one, 0.0) / (tokens - 1), 3 * one)
+            self.token_seconds = _average(self.token_seconds, extra)
 
     def _put(self, i: int, token: int, pos: int, seq: int, logits: bool) -> None:
         batch = self.batch
@@ -301,7 +360,8 @@ class Batcher:
         batch.seq_id[i][0] = seq
         batch.logits[i] = logits
 
-    def _next_token(self, job: Job, slot: Slot, index: int) -> None:
+    def _next_token(self, job: Job, slot: Slot, index: int) -> int | None:
+        """Sample at batch position `index` and hand the text on; the token if the job goes on."""
         params, weights = job.params, self.weights
         # A view of llama.cpp's logits: the sampler copies them, so they stay as the model gave them.
         logits = logits_at(self.lib, self.ctx, index, weights.n_vocab) if params.logprobs else None
@@ -309,7 +369,7 @@ class Batcher:
         token = job.sampler.sample(self.ctx, index)
         if weights.is_end(token):
             self._finish(job, slot, "stop")
-            return
+            return None
         logprob = None
         if logits is not None:
             logprob = token_logprob(logits, token, params.top_logprobs, weights.piece)
@@ -318,7 +378,10 @@ class Batcher:
         elif job.generated >= job.max_tokens:
             self._finish(job, slot, "length")
         else:
-            job.pending = token
+            if job.lookup is not None:
+                job.lookup.append(token)
+            return token
+        return None
 
     def _finish(self, job: Job, slot: Slot, reason: FinishReason) -> None:
         self._release(slot)  # first, so a caller that sees the end also sees the slot free
@@ -399,6 +462,10 @@ class Batcher:
             self.lib.llama_batch_free(self.batch)
             self.lib.llama_free(self.ctx)
             self.ctx = None
+
+
+def _average(mean: float | None, value: float, weight: float = 0.1) -> float:
+    return value if mean is None else mean + weight * (value - mean)
 
 
 def _common(slot: Slot, job: Job) -> int:

@@ -8,6 +8,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from strato.engine.lookup import Lookup
 from strato.engine.sampling import Sampler
 from strato.types import Chunk, FinishReason, SamplingParams, TokenLogprob, Usage
 
@@ -37,6 +38,7 @@ class Job:
     cancelled: bool = False  # set from the event loop when the client goes away
     queued_at: float = field(default_factory=time.perf_counter)
     sampler: Sampler | None = None
+    lookup: Lookup | None = None  # n-gram index for prompt-lookup drafts, when the model uses them
     computed: int = 0  # prompt tokens whose KV state is in the cache (reused or evaluated)
     cached: int = 0  # of those, how many came from a cached prefix
     pending: int | None = None  # the last sampled token, to be evaluated next step

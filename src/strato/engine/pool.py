@@ -180,6 +180,8 @@ class EnginePool:
                 busy_slots=sum(slot.job is not None for slot in engine.batcher.slots),
                 queued=len(engine.batcher.queue),
                 memory_bytes=engine.memory_bytes,
+                drafted_tokens=engine.batcher.drafted,
+                accepted_tokens=engine.batcher.accepted,
             )
             for name, engine in self.engines.items()
         ]

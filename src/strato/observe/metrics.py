@@ -70,6 +70,13 @@ class GatewayMetrics:
             ["model"],
             registry=self.registry,
         )
+        self.engine_lookup = Gauge(
+            "strato_engine_lookup_tokens",
+            "Prompt-lookup decoding since each local model loaded: tokens drafted ahead, and "
+            "accepted (the ones that saved a step).",
+            ["model", "result"],
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "strato_requests_in_flight",
             "Requests being served now, by model.",
@@ -97,13 +104,16 @@ class GatewayMetrics:
 
     def set_engines(self, states: list[EngineState]) -> None:
         """Replace the engine gauges with the current state (models unloaded since disappear)."""
-        for gauge in (self.engine_slots, self.engine_queue, self.engine_memory):
+        for gauge in (self.engine_slots, self.engine_queue, self.engine_memory, self.engine_lookup):
             gauge.clear()
         for state in states:
             self.engine_slots.labels(state.model, "busy").set(state.busy_slots)
             self.engine_slots.labels(state.model, "free").set(state.slots - state.busy_slots)
             self.engine_queue.labels(state.model).set(state.queued)
             self.engine_memory.labels(state.model).set(state.memory_bytes)
+            if state.drafted_tokens:
+                self.engine_lookup.labels(state.model, "drafted").set(state.drafted_tokens)
+                self.engine_lookup.labels(state.model, "accepted").set(state.accepted_tokens)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

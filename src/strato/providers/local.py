@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from strato.config import ConfigError, ModelEntry
 from strato.engine.batcher import BatcherOptions
 from strato.engine.jobs import Job
+from strato.engine.lookup import LookupOptions
 from strato.engine.pool import Engine, EnginePool, EngineSpec
 from strato.engine.sampling import SamplingDefaults, grammar_for
 from strato.errors import ContextLengthExceeded, InvalidRequest
@@ -43,6 +44,12 @@ class LlamaCppOptions(BaseModel):
     max_queue: int = Field(64, ge=0, description="Requests that may wait for a slot; past it: 429.")
     top_k: int = Field(40, ge=0, description="Default top-k when a request sets none (0 disables it).")
     min_p: float = Field(0.05, ge=0, le=1, description="Default min-p when a request sets none.")
+    lookup_draft: int = Field(
+        8, ge=0, le=64, description="Prompt-lookup decoding: most tokens drafted ahead per step (0: off)."
+    )
+    lookup_max_streams: int = Field(
+        1, ge=1, description="Prompt-lookup decoding runs while at most this many requests generate."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> LlamaCppOptions:
@@ -61,6 +68,7 @@ class LlamaCppOptions(BaseModel):
             batch_size=self.batch_size,
             max_queue=self.max_queue,
             defaults=SamplingDefaults(top_k=self.top_k, min_p=self.min_p),
+            lookup=LookupOptions(max_draft=self.lookup_draft, max_streams=self.lookup_max_streams),
         )
 
 
