@@ -1,16 +1,21 @@
 """Continuous batching over one llama.cpp context.
 
-The context holds `slots` sequences in one unified KV cache. A single engine thread loops:
-admit waiting jobs into free slots (reusing the longest cached prompt prefix any slot holds),
-then build one batch with the next token of every generating sequence plus a chunk of each
-prompt still being read, decode it, and sample every sequence that produced logits. A new request
-therefore joins at the next step, and a finished or cancelled one frees its slot at once.
+The context holds `slots` sequences, each in its own KV stream of `context_length` cells. A single
+engine thread loops: admit waiting jobs into free slots (reusing the longest cached prompt prefix
+any slot holds), then build one batch with the next token of every generating sequence plus a
+chunk of each prompt still being read, decode it, and sample every sequence that produced logits.
+A new request therefore joins at the next step, and a finished or cancelled one frees its slot at
+once.
+
+Separate streams keep attention to each sequence's own cells: one unified cache for all slots
+made every token attend over (masked) cells of every other sequence, which cost 15-25% of
+throughput at 8-16 streams (llama.cpp's batched bench shows the same gap).
 
 Prefix reuse: each slot remembers which tokens its KV cells hold. A new prompt takes over the
-slot with the longest common prefix if that slot is free; otherwise a free slot gets the prefix
-shared from the other slot's cells (`llama_memory_seq_cp`, no copy in a unified cache). Cached
-cells stay after a request ends, so a chat whose history grows, or a common system prompt, skips
-recomputing what the cache already holds.
+slot with the longest common prefix if that slot is free; otherwise a free slot gets a copy of the
+other slot's stream (`llama_memory_seq_cp`, done by llama.cpp at the next decode), cut to the shared
+prefix. Cached cells stay after a request ends, so a chat whose history grows, or a common system
+prompt, skips recomputing what the cache already holds.
 
 LoRA adapters apply to a whole llama.cpp context, so each step decodes the sequences of one
 adapter (or of none); groups take turns when several are busy.
@@ -75,7 +80,7 @@ class Batcher:
         params.n_ubatch = min(options.batch_size, 512)
         params.n_seq_max = options.slots
         params.n_threads = params.n_threads_batch = options.threads
-        params.kv_unified = True  # any mix of sequences fits one ubatch; prefixes share cells
+        params.kv_unified = False  # a KV stream per slot: attention reads only its own cells
         params.no_perf = True
         self.ctx = lib.llama_init_from_model(weights.model, params)
         if not self.ctx:
@@ -227,7 +232,9 @@ class Batcher:
         if best > own:
             reuse = min(best, limit)
             self._forget(slot)
-            self.lib.llama_memory_seq_cp(self.memory, source.seq, slot.seq, 0, reuse)
+            # Across streams llama.cpp copies whole streams; the copy's tail is dropped at once.
+            self.lib.llama_memory_seq_cp(self.memory, source.seq, slot.seq, -1, -1)
+            self.lib.llama_memory_seq_rm(self.memory, slot.seq, reuse, -1)
             slot.tokens = job.prompt[:reuse]
         else:
             reuse = min(own, limit)
