@@ -57,6 +57,14 @@ class Sampler:
         grammar: str | None = None,
     ) -> None:
         self.lib = lib
+        self.n_vocab = n_vocab
+        # Plain greedy decoding needs no chain: the first highest logit, as llama.cpp's greedy
+        # sampler picks it, without copying the vocabulary into a candidate array first.
+        self.argmax = (
+            params.temperature <= 0
+            and grammar is None
+            and not (params.presence_penalty or params.frequency_penalty)
+        )
         self.seed = params.seed if params.seed is not None else random.randrange(2**31)
         chain_params = lib.llama_sampler_chain_default_params()
         chain_params.no_perf = True
@@ -95,6 +103,8 @@ class Sampler:
 
     def sample(self, ctx: Any, index: int) -> int:
         """Pick the next token from the logits at batch position `index` (and remember it)."""
+        if self.argmax:
+            return int(np.argmax(logits_at(self.lib, ctx, index, self.n_vocab)))
         return int(self.lib.llama_sampler_sample(self.chain, ctx, index))
 
     def close(self) -> None:
