@@ -148,13 +148,25 @@ SYSTEMS = {
 
 
 async def one_stream(client: httpx.AsyncClient, url: str, prompt: str) -> dict[str, Any]:
-    try:
-        return await _stream(client, url, prompt)
-    except httpx.HTTPError as exc:  # a server that cuts streams: count the request as failed
-        return {"error": f"{type(exc).__name__}: {exc}"}
+    started = time.perf_counter()
+    for attempt in (1, 2):
+        progress: dict[str, bool] = {"response": False}
+        try:
+            return await _stream(client, url, prompt, started, progress)
+        except httpx.RemoteProtocolError as exc:
+            # A pooled keep-alive connection the server had just closed (llama-server closes them
+            # after a few requests): retry once on a new connection, as HTTP clients do, with the
+            # clock still running. A stream cut after its response began counts as failed.
+            if progress["response"] or attempt == 2:
+                return {"error": f"{type(exc).__name__}: {exc}"}
+        except httpx.HTTPError as exc:  # a server that cuts streams: count the request as failed
+            return {"error": f"{type(exc).__name__}: {exc}"}
+    raise AssertionError("unreachable")
 
 
-async def _stream(client: httpx.AsyncClient, url: str, prompt: str) -> dict[str, Any]:
+async def _stream(
+    client: httpx.AsyncClient, url: str, prompt: str, started: float, progress: dict[str, bool]
+) -> dict[str, Any]:
     body = {
         "model": "smollm2",
         "messages": [{"role": "user", "content": prompt}],
@@ -163,12 +175,12 @@ async def _stream(client: httpx.AsyncClient, url: str, prompt: str) -> dict[str,
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    started = time.perf_counter()
     first: float | None = None
     pieces = 0
     usage_tokens: int | None = None
     error = None
     async with client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
+        progress["response"] = True
         if response.status_code != 200:
             await response.aread()
             return {"error": f"HTTP {response.status_code}: {response.text[:200]}"}

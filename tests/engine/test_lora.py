@@ -13,7 +13,7 @@ from strato.errors import ModelNotFound
 from strato.providers.registry import ModelTable
 from strato.types import GenerationRequest
 from tests.engine.conftest import SMOLLM, chat, entry, local
-from tests.engine.test_batcher import assert_same_or_near_tie
+from tests.engine.test_batcher import assert_identical
 from tests.support.lora import write_lora
 
 
@@ -38,8 +38,8 @@ async def test_attach_serve_and_detach(models: Callable[..., ModelTable], tmp_pa
 
     # Base and adapter requests in flight together each get their own model's answer.
     both = await asyncio.gather(base.generate(question("s")), tuned.generate(question("s-tuned")))
-    assert_same_or_near_tie(before, both[0])
-    assert_same_or_near_tie(changed, both[1])
+    assert_identical(before, both[0])
+    assert_identical(changed, both[1])
 
     await table.remove("s-tuned")
     with pytest.raises(ModelNotFound):
@@ -60,7 +60,7 @@ async def test_adapter_scale_zero_is_the_base_model(
     )
     base = await local(table, "s").generate(question("s"))
     off = await local(table, "s-off").generate(question("s-off"))
-    assert_same_or_near_tie(base, off)
+    assert_identical(base, off)
 
 
 async def test_bad_adapters_are_clear_errors(models: Callable[..., ModelTable], tmp_path: Path) -> None:

@@ -159,3 +159,25 @@ def test_attach_and_detach_a_lora_adapter_over_http(
     assert removed.status_code == 200
     with pytest.raises(openai.NotFoundError):
         answer("smollm2-tuned")
+
+
+def test_prompt_lookup_decoding_is_on_and_counted(client: openai.OpenAI, gateway: GatewayProcess) -> None:
+    sentence = "The bakery opens at seven, closes at six, and sells rye bread on Saturdays only."
+    stream = client.chat.completions.create(
+        model=CHAT_MODEL,
+        messages=[{"role": "user", "content": f"Repeat this sentence exactly:\n\n{sentence}"}],
+        temperature=0,
+        max_tokens=40,
+        stream=True,
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert "rye bread" in text
+    metrics = httpx.get(f"{gateway.url}/metrics").text
+    counts = {
+        result: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        for result in ("drafted", "accepted")
+        if line.startswith(f'strato_engine_lookup_tokens{{model="{CHAT_MODEL}",result="{result}"}}')
+    }
+    assert counts["accepted"] > 5, (counts, text)
+    assert counts["drafted"] >= counts["accepted"]
