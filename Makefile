@@ -42,6 +42,7 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/lookup.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .mypy_cache .ruff_cache

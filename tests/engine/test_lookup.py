@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from strato.engine.batcher import Batcher
-from strato.engine.lookup import Lookup, LookupOptions
+from strato.engine.lookup import DraftCost, Lookup, LookupOptions
 from strato.providers.local import LlamaCppProvider
 from strato.providers.registry import ModelTable
 from strato.types import GenerationRequest, ResponseFormat
@@ -39,6 +39,43 @@ def test_falls_back_to_shorter_suffixes_and_to_nothing() -> None:
 def test_a_draft_may_run_into_the_present() -> None:
     lookup = Lookup(ON, [3, 3, 3])  # "3 3" ended at 2; what followed is the last token
     assert lookup.draft(4) == [3]
+
+
+def test_draft_length_follows_acceptance_and_comes_back_after_misses() -> None:
+    lookup = Lookup(LookupOptions(max_draft=8), [])
+    assert lookup.length(0.4) == 1  # no record yet: a one-token probe
+    for _ in range(10):
+        lookup.observe(4, 4)
+    assert lookup.length(0.4) == 8  # a request that copies drafts as far as allowed
+    assert lookup.length(0.05) == 8
+    lengths = []
+    for _ in range(12):
+        lookup.observe(4, 0)
+        lengths.append(lookup.length(0.4))
+    assert lengths == sorted(lengths, reverse=True) and lengths[0] < 8  # misses: drafts shrink...
+    assert lengths[-1] == 0  # ...and stop...
+    steps = 0
+    while lookup.length(0.4) == 0:
+        lookup.observe(0, 0)  # ...and the record fades, step by step, until a probe is worth it
+        steps += 1
+    assert 1 <= steps <= 20
+
+
+def test_draft_cost_is_measured_from_single_sequence_steps() -> None:
+    cost = DraftCost(initial=0.4)
+    assert cost.share == 0.4
+    cost.observe(9, 0.040)  # nothing to compare with yet
+    assert cost.share == 0.4
+    for _ in range(5):
+        cost.observe(1, 0.010)
+        cost.observe(9, 0.040)  # 8 more tokens cost 30 ms: 3.75 ms each, 0.375 of a step
+    assert abs(cost.share - 0.375) < 0.01
+    cost.observe(1, 5.0)  # a stall (the machine busy elsewhere) moves the mean a little only
+    assert cost.step_seconds is not None and cost.step_seconds < 0.015
+    slow = DraftCost(initial=0.4)
+    slow.observe(1, 0.010)
+    slow.observe(2, 0.030)
+    assert slow.share == 0.45  # capped: requests with no record (p = 1/2) still probe
 
 
 PASSAGE = (

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from strato.engine.jobs import Adapter, FairQueue, Job
-from strato.engine.lookup import Lookup, LookupOptions
+from strato.engine.lookup import DraftCost, Lookup, LookupOptions
 from strato.engine.sampling import Sampler, SamplingDefaults, logits_at, token_logprob
 from strato.engine.weights import EngineError, Weights
 from strato.errors import StratoError
@@ -92,8 +92,7 @@ class Batcher:
         self.steps = 0  # llama_decode calls so far
         self.drafted = 0  # prompt-lookup tokens evaluated ahead, and how many of them were right
         self.accepted = 0
-        self.step_seconds: float | None = None  # one sequence, one token (running average)
-        self.token_seconds: float | None = None  # what each further token in such a step adds
+        self.draft_cost = DraftCost(options.lookup.cost)
         self._adapters: dict[str, Adapter] = {}
         self._retired: list[Adapter] = []  # detached, freed when no running request uses them
         self._active_adapter: Adapter | None = None
@@ -277,7 +276,7 @@ class Batcher:
         ]
         lookup = self.options.lookup
         drafting = lookup.enabled and len(generating) <= lookup.max_streams
-        cost = self.draft_cost
+        cost = self.draft_cost.share
         for slot in generating:  # the next token of each generating sequence, and maybe a draft
             job = slot.job
             assert job is not None and job.pending is not None
@@ -313,7 +312,7 @@ class Batcher:
             self._decode_failed(status, [slot for slot, *_ in plan])
             return
         if len(plan) == 1 and generating:
-            self._learn_cost(n, time.perf_counter() - started)
+            self.draft_cost.observe(n, time.perf_counter() - started)
         for slot, job, added, index, draft in plan:
             if job.prefilling:
                 slot.tokens.extend(job.prompt[job.computed : job.computed + added])
@@ -341,23 +340,6 @@ class Batcher:
             job.lookup.observe(len(draft), accepted)
         if accepted < len(draft):
             self.lib.llama_memory_seq_rm(self.memory, slot.seq, len(slot.tokens), -1)
-
-    @property
-    def draft_cost(self) -> float:
-        """What one more token in a step costs, as a share of a one-token step (measured). Kept
-        under 1/2, the acceptance a request starts from, so that requests keep probing."""
-        if self.step_seconds is None or self.token_seconds is None:
-            return self.options.lookup.cost
-        return min(max(self.token_seconds / self.step_seconds, 0.05), 0.45)
-
-    def _learn_cost(self, tokens: int, seconds: float) -> None:
-        # Running means; a step stalled by other work on the machine counts as at most 3 steps.
-        one = self.step_seconds
-        if tokens == 1:
-            self.step_seconds = _average(one, seconds if one is None else min(seconds, 3 * one))
-        elif one is not None:
-            extra = min(max(seconds - one, 0.0) / (tokens - 1), 3 * one)
-            self.token_seconds = _average(self.token_seconds, extra)
 
     def _put(self, i: int, token: int, pos: int, seq: int, logits: bool) -> None:
         batch = self.batch
@@ -469,10 +451,6 @@ class Batcher:
             self.lib.llama_batch_free(self.batch)
             self.lib.llama_free(self.ctx)
             self.ctx = None
-
-
-def _average(mean: float | None, value: float, weight: float = 0.1) -> float:
-    return value if mean is None else mean + weight * (value - mean)
 
 
 def _common(slot: Slot, job: Job) -> int:

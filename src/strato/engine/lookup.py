@@ -92,3 +92,33 @@ class Lookup:
             if start is not None:
                 return self.tokens[start : start + limit]
         return []
+
+
+class DraftCost:
+    """What one more token in a step costs, as a share of a one-token step, measured on the steps
+    where a single sequence generates (with a draft or without)."""
+
+    def __init__(self, initial: float) -> None:
+        self.initial = initial
+        self.step_seconds: float | None = None  # one token (running mean)
+        self.token_seconds: float | None = None  # what each further token adds
+
+    @property
+    def share(self) -> float:
+        """Kept under 1/2, the acceptance a request starts from, so that requests keep probing."""
+        if self.step_seconds is None or self.token_seconds is None:
+            return self.initial
+        return min(max(self.token_seconds / self.step_seconds, 0.05), 0.45)
+
+    def observe(self, tokens: int, seconds: float) -> None:
+        # A step stalled by other work on the machine counts as at most three steps.
+        one = self.step_seconds
+        if tokens == 1:
+            self.step_seconds = _average(one, seconds if one is None else min(seconds, 3 * one))
+        elif one is not None:
+            extra = min(max(seconds - one, 0.0) / (tokens - 1), 3 * one)
+            self.token_seconds = _average(self.token_seconds, extra)
+
+
+def _average(mean: float | None, value: float, weight: float = 0.1) -> float:
+    return value if mean is None else mean + weight * (value - mean)
