@@ -64,9 +64,15 @@ class UpstreamError(StratoError):
     code = "upstream_error"
 
     def __init__(
-        self, message: str, *, status: int = 502, code: str | None = None, param: str | None = None
+        self,
+        message: str,
+        *,
+        status: int = 502,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message, param=param, code=code, status=status)
+        super().__init__(message, param=param, code=code, status=status, headers=headers)
 
 
 class UpstreamTimeout(UpstreamError):

@@ -20,6 +20,7 @@ from strato.errors import ClientDisconnected, StratoError
 from strato.observe.metrics import GatewayMetrics
 from strato.observe.recorder import TraceRecorder
 from strato.providers.registry import ModelTable, build_models
+from strato.routing.attempts import Attempt, collect
 from strato.store import open_store
 from strato.types import (
     Chunk,
@@ -74,13 +75,16 @@ class Gateway:
 
     async def generate(self, request: GenerationRequest, ctx: CallContext) -> Generation:
         trace = self._begin(ctx, request.endpoint, request.model, _request_record(request), request.user)
+        attempts = collect()
         try:
             provider = self.models.generator(request.model)
             trace.deployment, trace.provider = request.model, provider.info().provider
             with self._in_flight(request.model):
                 result = await provider.generate(request)
         except BaseException as exc:
+            _routed(trace, attempts)
             raise self._fail(trace, ctx, exc) from None
+        _routed(trace, attempts)
         trace.completion, trace.finish_reason = result.text, result.finish_reason
         trace.prompt_tokens, trace.completion_tokens = (
             result.usage.prompt_tokens,
@@ -94,12 +98,15 @@ class Gateway:
         """Start a streamed answer. Errors known before the first token are raised here."""
         trace = self._begin(ctx, request.endpoint, request.model, _request_record(request), request.user)
         trace.stream = True
+        attempts = collect()
         try:
             provider = self.models.generator(request.model)
             trace.deployment, trace.provider = request.model, provider.info().provider
             chunks = await provider.stream(request)
         except BaseException as exc:
+            _routed(trace, attempts)
             raise self._fail(trace, ctx, exc) from None
+        _routed(trace, attempts)
         return self._traced(chunks, trace, ctx)
 
     async def embed(self, request: EmbeddingRequest, ctx: CallContext) -> Embeddings:
@@ -225,6 +232,16 @@ def _request_record(request: GenerationRequest) -> dict[str, Any]:
     if request.passthrough:
         record["extra"] = request.passthrough
     return record
+
+
+def _routed(trace: Trace, attempts: list[Attempt]) -> None:
+    """A model group's calls: the trace keeps each, and names the deployment that answered."""
+    if not attempts:
+        return
+    trace.attempts = [a.as_dict() for a in attempts]
+    served = attempts[-1]
+    if served.status == 200:
+        trace.deployment, trace.provider = served.deployment, served.provider
 
 
 def _ms_since(start: float) -> float:

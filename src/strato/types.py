@@ -190,6 +190,7 @@ class Trace:
     error: str | None = None
     error_code: str | None = None
     finish_reason: str | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # each provider call (routing)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,10 @@
 - `reject`: 400 with an error body (the client's fault, passed through)
 - `hang`: never answers within any sane timeout
 - `cut`: streams two chunks, then drops the connection
+- `cut-early`: drops a stream before its first chunk
+- `busy-once`: the first request gets 429 with `retry-after: 1`, later ones the `echo` answer
+
+Setting `down` makes every request fail with 503 until it is cleared; `calls` counts requests.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ def free_port() -> int:
 class Upstream:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.down = False
+        self._busy_done = False
         self.headers: list[dict[str, str]] = []
         self.port = free_port()
         app = Starlette(
@@ -89,8 +95,21 @@ class Upstream:
             {"object": "list", "data": data, "usage": {"prompt_tokens": 3, "total_tokens": 3}}
         )
 
+    @property
+    def calls(self) -> int:
+        return len(self.requests)
+
     async def _answer(self, body: dict[str, Any], text: str, *, chat: bool) -> Response:
         behaviour = body["model"]
+        if self.down:
+            return JSONResponse({"error": {"message": "upstream is down", "type": "server_error"}}, 503)
+        if behaviour == "busy-once" and not self._busy_done:
+            self._busy_done = True
+            return JSONResponse(
+                {"error": {"message": "slow down", "type": "rate_limit_error"}},
+                429,
+                headers={"retry-after": "1"},
+            )
         if behaviour == "fail":
             return JSONResponse({"error": {"message": "upstream exploded", "type": "server_error"}}, 500)
         if behaviour == "reject":
@@ -115,6 +134,8 @@ class Upstream:
     async def _stream(
         self, body: dict[str, Any], words: list[str], usage: dict[str, int], *, chat: bool
     ) -> AsyncIterator[str]:
+        if body["model"] == "cut-early":
+            raise ConnectionResetError("upstream cut the stream before any output")
         for i, word in enumerate(words):
             if body["model"] == "cut" and i == 2:
                 raise ConnectionResetError("upstream cut the stream")

@@ -90,7 +90,7 @@ def show_trace(
         raise typer.Exit(1)
     facts = Table.grid(padding=(0, 2))
     for key, value in _as_dict(trace).items():
-        if key not in {"request", "completion"}:
+        if key not in {"request", "completion", "attempts"}:
             facts.add_row(Text(key, style="bold"), "-" if value is None else str(value))
     parts: list[Panel | Table] = [facts]
     request = dict(trace.request)
@@ -98,6 +98,13 @@ def show_trace(
         parts.append(Panel(message.get("content", ""), title=message.get("role", "?"), title_align="left"))
     if "prompt" in request:
         parts.append(Panel(str(request.pop("prompt")), title="prompt", title_align="left"))
+    if trace.attempts:
+        calls = Table("deployment", "provider", "status", "latency", "error", box=None)
+        for a in trace.attempts:
+            calls.add_row(
+                a["deployment"], a["provider"], str(a["status"]), _ms(a["latency_ms"]), a.get("error", "")
+            )
+        parts.append(Panel(calls, title="attempts (routing)", title_align="left"))
     if trace.completion is not None:
         parts.append(Panel(trace.completion, title="completion", title_align="left", border_style="green"))
     if trace.error:
@@ -130,6 +137,7 @@ def _as_dict(trace: Trace) -> dict[str, object]:
         "error": trace.error,
         "request": trace.request,
         "completion": trace.completion,
+        "attempts": trace.attempts,
     }
 
 

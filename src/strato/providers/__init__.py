@@ -7,22 +7,31 @@ from a `ModelEntry` by `strato.providers.registry.build_models`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from strato.types import Chunk, EmbeddingRequest, Embeddings, Generation, GenerationRequest, ModelInfo
 
 if TYPE_CHECKING:
     from strato.engine.pool import EnginePool
+    from strato.routing.health import Health
 
 
 @dataclass
 class Shared:
     """What the providers built from one configuration share: the local engine pool (one memory
-    budget for every local model)."""
+    budget for every local model), the other models by name (model groups route to them), and
+    what routing has learnt about each deployment's health."""
 
     engines: EnginePool
+    models: Callable[[str], Provider] | None = None
+    health: dict[str, Health] = field(default_factory=dict)
+
+    def generator(self, name: str) -> Provider:
+        if self.models is None:
+            raise RuntimeError("the model table is not set up yet")
+        return self.models(name)
 
 
 @runtime_checkable

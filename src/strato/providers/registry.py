@@ -98,8 +98,10 @@ class ModelTable:
 def build_models(entries: list[ModelEntry], memory_budget_mb: int | None = None) -> ModelTable:
     budget = memory_budget_mb * 2**20 if memory_budget_mb else None
     table = ModelTable(generators={}, embedders={}, shared=Shared(engines=EnginePool(budget)))
-    # Base models first, so entries that build on another (LoRA adapters) find it whatever the order.
-    for entry in sorted(entries, key=lambda e: "base" in e.options):
+    table.shared.models = table.generator
+    # Models that build on others come after them, whatever the order: LoRA adapters after their
+    # base, model groups after everything they route to.
+    for entry in sorted(entries, key=lambda e: ("base" in e.options, e.provider == "group")):
         table.add(entry)
     # Keep the configured order for listings.
     order = {entry.name: i for i, entry in enumerate(entries)}

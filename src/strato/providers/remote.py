@@ -198,7 +198,11 @@ class OpenAICompatibleProvider:
     def _status_error(self, response: httpx.Response) -> UpstreamError:
         message = _upstream_message(response)
         if response.status_code in CLIENT_STATUSES:
-            return UpstreamError(message, status=response.status_code, code="upstream_rejected")
+            after = response.headers.get("retry-after")  # a 429's advice, for the router and client
+            headers = {"retry-after": after} if after else None
+            return UpstreamError(
+                message, status=response.status_code, code="upstream_rejected", headers=headers
+            )
         return UpstreamError(f"upstream {self.options.base_url} answered {response.status_code}: {message}")
 
     def _transport_error(self, exc: BaseException) -> BaseException:

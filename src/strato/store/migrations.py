@@ -46,6 +46,10 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         "0002_traces_cached_tokens",
         ["ALTER TABLE traces ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0"],
     ),
+    (
+        "0003_traces_attempts",
+        ["ALTER TABLE traces ADD COLUMN attempts TEXT"],
+    ),
 ]
 
 

