@@ -300,3 +300,28 @@ async def test_the_trace_names_the_deployment_and_keeps_every_attempt(
     finally:
         await gateway.aclose()
     assert Counter(r["model"] for r in one.requests) == Counter({"fail": 2})
+
+
+async def test_a_deployment_at_its_concurrency_cap_is_skipped(
+    tables: Tables, upstreams: list[Upstream]
+) -> None:
+    one, two = upstreams
+    table = tables(
+        remote("slow", one, "hang", timeout=5),
+        remote("a", two),
+        group(
+            "g",
+            [{"model": "slow", "max_concurrency": 1, "input_cost": 0}, {"model": "a", "input_cost": 1}],
+            strategy="cost",
+            retries=0,
+        ),
+    )
+    hanging = asyncio.ensure_future(table.generator("g").generate(ask()))  # cheapest: `slow`
+    await asyncio.sleep(0.3)
+    attempts = collect()
+    for _ in range(3):  # `slow` is at its cap, so the dearer `a` serves
+        await table.generator("g").generate(ask())
+    assert served(attempts) == [("a", 200)] * 3 and one.calls == 1
+    hanging.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await hanging
