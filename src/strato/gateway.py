@@ -47,6 +47,7 @@ class CallContext:
     started: float = field(default_factory=time.perf_counter)
     api_key: str | None = None
     recorded: bool = False  # set once the trace has been handed to the recorder
+    attempts: list[Attempt] = field(default_factory=list)  # provider calls made by routing
 
 
 class InternalError(StratoError):
@@ -75,16 +76,13 @@ class Gateway:
 
     async def generate(self, request: GenerationRequest, ctx: CallContext) -> Generation:
         trace = self._begin(ctx, request.endpoint, request.model, _request_record(request), request.user)
-        attempts = collect()
         try:
             provider = self.models.generator(request.model)
             trace.deployment, trace.provider = request.model, provider.info().provider
             with self._in_flight(request.model):
                 result = await provider.generate(request)
         except BaseException as exc:
-            _routed(trace, attempts)
             raise self._fail(trace, ctx, exc) from None
-        _routed(trace, attempts)
         trace.completion, trace.finish_reason = result.text, result.finish_reason
         trace.prompt_tokens, trace.completion_tokens = (
             result.usage.prompt_tokens,
@@ -98,15 +96,12 @@ class Gateway:
         """Start a streamed answer. Errors known before the first token are raised here."""
         trace = self._begin(ctx, request.endpoint, request.model, _request_record(request), request.user)
         trace.stream = True
-        attempts = collect()
         try:
             provider = self.models.generator(request.model)
             trace.deployment, trace.provider = request.model, provider.info().provider
             chunks = await provider.stream(request)
         except BaseException as exc:
-            _routed(trace, attempts)
             raise self._fail(trace, ctx, exc) from None
-        _routed(trace, attempts)
         return self._traced(chunks, trace, ctx)
 
     async def embed(self, request: EmbeddingRequest, ctx: CallContext) -> Embeddings:
@@ -163,6 +158,7 @@ class Gateway:
         record: dict[str, Any],
         user: str | None,
     ) -> Trace:
+        ctx.attempts = collect()  # a model group appends each provider call it makes
         return Trace(
             id=ctx.trace_id,
             started_at=ctx.started_at,
@@ -174,6 +170,7 @@ class Gateway:
         )
 
     def _finish(self, trace: Trace, ctx: CallContext) -> None:
+        _routed(trace, ctx.attempts)
         ctx.recorded = True
         trace.ended_at = time.time()
         trace.latency_ms = _ms_since(ctx.started)

@@ -5,10 +5,11 @@ attempt on the trace."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,19 @@ def group(name: str, deployments: list[Any], **options: Any) -> dict[str, Any]:
     return {"name": name, "provider": "group", "deployments": deployments, "backoff": 0.01, **options}
 
 
+@contextlib.asynccontextmanager
+async def hanging(call: Awaitable[Any]) -> AsyncIterator[None]:
+    """A request left in flight (on a deployment that never answers) while the block runs."""
+    task = asyncio.ensure_future(call)
+    await asyncio.sleep(0.3)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
 def ask(model: str = "g", text: str = "hello there") -> GenerationRequest:
     return GenerationRequest(model=model, messages=(Message("user", text),), params=SamplingParams())
 
@@ -102,16 +116,12 @@ async def test_least_busy_and_cost_strategies(tables: Tables, upstreams: list[Up
         ),
     )
     attempts = collect()
-    hanging = asyncio.ensure_future(table.generator("cheap").generate(ask("cheap")))  # cheapest: slow
-    await asyncio.sleep(0.3)
-    assert two.calls == 1
-    # One request is in flight on `slow`, none on `a`: least_busy sends the next ones to `a`.
-    for _ in range(5):
-        assert (await table.generator("busy").generate(ask("busy"))).text == "echo: hello there"
-    assert one.calls == 5 and two.calls == 1
-    hanging.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await hanging
+    async with hanging(table.generator("cheap").generate(ask("cheap"))):  # cheapest: slow
+        assert two.calls == 1
+        # One request is in flight on `slow`, none on `a`: least_busy sends the next ones to `a`.
+        for _ in range(5):
+            assert (await table.generator("busy").generate(ask("busy"))).text == "echo: hello there"
+        assert one.calls == 5 and two.calls == 1
     assert served(attempts)[-5:] == [("a", 200)] * 5
 
 
@@ -186,15 +196,18 @@ async def test_circuit_opens_then_a_probe_closes_it(tables: Tables, upstreams: l
     table = tables(
         remote("a", one),
         remote("b", two),
-        group("g", ["a", "b"], strategy="cost", retries=0, failure_threshold=2, cooldown=0.5),
+        group(
+            "g",
+            [{"model": "a"}, {"model": "b", "input_cost": 1}],
+            strategy="cost",
+            retries=0,
+            failure_threshold=2,
+            cooldown=0.5,
+        ),
     )
     routed = table.generator("g")
     one.down = True
-    for _ in range(2):  # `a` (first by cost: a tie broken at random, so force it) fails twice
-        attempts = collect()
-        routed_any: Any = routed
-        routed_any.deployments.sort(key=lambda d: d.name)
-        routed_any.rng = random.Random(0)
+    for _ in range(2):  # `a`, the cheaper one, is tried first and fails twice
         await routed.generate(ask())
     calls_while_open = one.calls
     attempts = collect()
@@ -316,12 +329,8 @@ async def test_a_deployment_at_its_concurrency_cap_is_skipped(
             retries=0,
         ),
     )
-    hanging = asyncio.ensure_future(table.generator("g").generate(ask()))  # cheapest: `slow`
-    await asyncio.sleep(0.3)
-    attempts = collect()
-    for _ in range(3):  # `slow` is at its cap, so the dearer `a` serves
-        await table.generator("g").generate(ask())
+    async with hanging(table.generator("g").generate(ask())):  # cheapest: `slow`
+        attempts = collect()
+        for _ in range(3):  # `slow` is at its cap, so the dearer `a` serves
+            await table.generator("g").generate(ask())
     assert served(attempts) == [("a", 200)] * 3 and one.calls == 1
-    hanging.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await hanging

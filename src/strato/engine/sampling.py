@@ -58,13 +58,10 @@ class Sampler:
     ) -> None:
         self.lib = lib
         self.n_vocab = n_vocab
+        penalties = bool(params.presence_penalty or params.frequency_penalty)
         # Plain greedy decoding needs no chain: the first highest logit, as llama.cpp's greedy
         # sampler picks it, without copying the vocabulary into a candidate array first.
-        self.argmax = (
-            params.temperature <= 0
-            and grammar is None
-            and not (params.presence_penalty or params.frequency_penalty)
-        )
+        self.argmax = params.temperature <= 0 and grammar is None and not penalties
         self.seed = params.seed if params.seed is not None else random.randrange(2**31)
         chain_params = lib.llama_sampler_chain_default_params()
         chain_params.no_perf = True
@@ -73,7 +70,7 @@ class Sampler:
         def add(sampler: Any) -> None:
             lib.llama_sampler_chain_add(self.chain, sampler)  # the chain owns it from here
 
-        if params.presence_penalty or params.frequency_penalty:
+        if penalties:
             # OpenAI's penalties apply to every token generated so far: make the window cover them all.
             window = params.max_tokens or 4096
             add(

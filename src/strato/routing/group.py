@@ -207,10 +207,11 @@ class ModelGroup:
                 health.end()
                 (health.failure if _retryable(exc) else health.neutral)()
                 _record(name, provider, started, exc)
-                delay = self._delay(retry, exc)
-                if not _retryable(exc) or retry == self.options.retries or delay is None:
+                last = retry == self.options.retries
+                if not _retryable(exc) or last or not health.available():
                     raise
-                if not health.available():
+                delay = self._delay(retry, exc)
+                if delay is None:  # the upstream asks for a longer wait than the group allows
                     raise
                 await asyncio.sleep(delay)
                 continue
