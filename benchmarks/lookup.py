@@ -10,7 +10,7 @@ Each configuration is a fresh strato server on SmolLM2-135M-Instruct Q4_1 with a
 streams. Clients stream chat completions at temperature 0 (see serving.py); the aggregate rate is
 completion tokens over wall time. The server's /metrics gives how many drafted tokens it accepted.
 
-    .venv/bin/python benchmarks/lookup.py [--drafts 0 4 8 16] [--streams 1 2 4] [--rounds 2]
+    .venv/bin/python benchmarks/lookup.py [--drafts 0 8] [--streams 1 2] [--rounds 6]
         [--workloads extraction quote stories] [--json benchmarks/out/lookup.json]
 
 Prints a table and writes JSON. Not a test: figures go into benchmarks/RESULTS.md.
@@ -71,9 +71,9 @@ def lookup_counts(url: str) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--drafts", type=int, nargs="+", default=[0, 4, 8, 16], help="lookup_draft values")
-    parser.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--rounds", type=int, default=2, help="requests per client at each level")
+    parser.add_argument("--drafts", type=int, nargs="+", default=[0, 8], help="lookup_draft values")
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=6, help="requests per client at each level")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--json", type=Path, default=Path("benchmarks/out/lookup.json"))
