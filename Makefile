@@ -40,9 +40,18 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)
+# LiteLLM's proxy, the gateway strato's overhead is measured against, lives in a virtualenv of its
+# own so its many dependencies never mix with strato's.
+LITELLM := .venv-litellm/bin/litellm
+$(LITELLM):
+	$(PYTHON) -m venv .venv-litellm
+	.venv-litellm/bin/pip install --quiet 'litellm[proxy]==1.100.5'
+
+# gateway_overhead.py also needs Debian's nginx and wrk: apt-get install nginx-light wrk
+bench: $(BENCH_STAMP) $(LITELLM)
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/lookup.py
+	$(BIN)/python benchmarks/gateway_overhead.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-litellm build src/*.egg-info .mypy_cache .ruff_cache

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -28,6 +28,11 @@ class ServerSettings(BaseModel):
     port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
     max_body_bytes: int = Field(
         8 * 1024 * 1024, gt=0, description="Request bodies larger than this are refused with 413."
+    )
+    access_log: bool = Field(
+        False,
+        description="Log a line per HTTP request (uvicorn's access log). Every API request is traced "
+        "anyway (`strato traces`); the log costs about 5% of the gateway's throughput.",
     )
     admin_key: str | None = Field(
         None,
@@ -67,6 +72,15 @@ class EngineSettings(BaseModel):
         description="Memory the local models may hold together (weights + KV cache). Loading one past "
         "it unloads the least recently used idle model first. Unset: no limit.",
     )
+    input_cost: float = Field(
+        0.0,
+        ge=0,
+        description="What a prompt token on a local model costs you (compute), USD per million tokens; "
+        "used for local models that set no price of their own.",
+    )
+    output_cost: float = Field(
+        0.0, ge=0, description="The same for a generated token on a local model, USD per million tokens."
+    )
 
 
 class ModelEntry(BaseModel):
@@ -76,6 +90,14 @@ class ModelEntry(BaseModel):
 
     name: str = Field(description="The name clients send as `model`.")
     provider: str = Field("llama_cpp", description="Which provider serves it.")
+    input_cost: float | None = Field(
+        None,
+        ge=0,
+        description="Price of a prompt token, USD per million (local models: `engine.input_cost`).",
+    )
+    output_cost: float | None = Field(
+        None, ge=0, description="Price of a generated token, USD per million (local: `engine.output_cost`)."
+    )
 
     @field_validator("name")
     @classmethod
@@ -112,6 +134,85 @@ def default_models() -> list[ModelEntry]:
     ]
 
 
+CacheMode = Literal["off", "exact", "semantic"]
+
+
+def _off_is_not_false(value: Any) -> Any:
+    """YAML reads a bare `off` as false; `mode: off` means the mode named off."""
+    return "off" if value is False else value
+
+
+class SemanticCacheSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    embedder: str = Field(
+        "all-minilm-l6-v2",
+        description="The configured embedding model (a `models` entry) that embeds the last user turn.",
+    )
+    threshold: float = Field(
+        0.88,
+        ge=0,
+        le=1,
+        description="Least cosine similarity between the last user turns for a semantic hit. 0.88 is the "
+        "lowest at which all-MiniLM-L6-v2 (with `guard`) stays under 0.5% false hits in "
+        "benchmarks/semantic_cache.py; another embedder needs its own measurement.",
+    )
+    guard: bool = Field(
+        True,
+        description="Refuse a semantic match when the two questions differ in a negation, a number, a "
+        "named token or an opposite word (enable/disable): embeddings alone cannot tell them apart.",
+    )
+
+
+class ModelCacheSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: CacheMode = Field(
+        "exact",
+        description="`exact`: identical requests share an answer; `semantic`: also a paraphrased last "
+        "user turn when the rest of the conversation and every parameter are identical; `off`.",
+    )
+    ttl: float | None = Field(None, gt=0, description="Seconds an answer is served. Unset: `cache.ttl`.")
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="Semantic similarity threshold. Unset: `cache.semantic.threshold`."
+    )
+    sampled: bool | None = Field(None, description="Override of `cache.sampled` for this model.")
+
+    _mode = field_validator("mode", mode="before")(_off_is_not_false)
+
+
+class CacheSettings(BaseModel):
+    """The answer cache. Off unless a model opts in (`models`) or `mode` is set for all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: CacheMode = Field("off", description="Cache mode of models not listed in `models`.")
+    ttl: float = Field(3600, gt=0, description="Seconds a stored answer is served.")
+    sampled: bool = Field(
+        True,
+        description="Also cache requests sampled at temperature > 0 without a seed (as LiteLLM does): a "
+        "repeat gets the stored answer, not a new sample. Off: only temperature-0 or seeded requests.",
+    )
+    models: dict[str, ModelCacheSettings] = Field(
+        default_factory=dict, description="Per model name: its cache mode, TTL and threshold."
+    )
+    semantic: SemanticCacheSettings = Field(default_factory=SemanticCacheSettings)
+    redis_url: str | None = Field(
+        None,
+        description="redis://host:port/db of a Redis shared by several gateway processes "
+        "(`STRATO_REDIS_URL`). Unset: a SQLite file in `store.data_dir` (or `path`).",
+    )
+    redis_prefix: str = Field("strato:cache:", description="Prefix of every Redis key the cache writes.")
+    path: Path | None = Field(
+        None, description="The SQLite cache file. Unset: `cache.db` in `store.data_dir`."
+    )
+
+    _mode = field_validator("mode", mode="before")(_off_is_not_false)
+
+    def resolved_path(self, data_dir: Path) -> Path:
+        return (self.path or data_dir / "cache.db").expanduser()
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -119,6 +220,7 @@ class Settings(BaseModel):
     store: StoreSettings = Field(default_factory=StoreSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     models: list[ModelEntry] = Field(default_factory=default_models)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
 
     @field_validator("models")
     @classmethod
@@ -137,6 +239,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "STRATO_DATABASE_URL": ("store", "database_url"),
     "STRATO_DATA_DIR": ("store", "data_dir"),
     "STRATO_ADMIN_KEY": ("server", "admin_key"),
+    "STRATO_REDIS_URL": ("cache", "redis_url"),
 }
 
 

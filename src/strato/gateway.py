@@ -15,12 +15,14 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
+from strato.cache import CachePolicy
+from strato.cache.answers import AnswerCache, Lookup, open_answer_cache, replay
 from strato.config import Settings
 from strato.errors import ClientDisconnected, StratoError
 from strato.observe.metrics import GatewayMetrics
 from strato.observe.recorder import TraceRecorder
 from strato.providers.registry import ModelTable, build_models
-from strato.routing.attempts import Attempt, collect
+from strato.routing.attempts import Notes, collect
 from strato.store import open_store
 from strato.types import (
     Chunk,
@@ -30,6 +32,7 @@ from strato.types import (
     Generation,
     GenerationRequest,
     ModelInfo,
+    Price,
     Trace,
 )
 
@@ -47,7 +50,16 @@ class CallContext:
     started: float = field(default_factory=time.perf_counter)
     api_key: str | None = None
     recorded: bool = False  # set once the trace has been handed to the recorder
-    attempts: list[Attempt] = field(default_factory=list)  # provider calls made by routing
+    notes: Notes = field(default_factory=Notes)  # what routing did: attempts, a router's decision
+    headers: dict[str, str] = field(default_factory=dict)  # extra response headers (x-strato-*)
+    cache: CachePolicy = field(default_factory=CachePolicy)  # what the request lets the cache do
+
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        """Headers the server adds to the response: the trace id, the cache's and the router's say."""
+        headers = {"x-strato-trace-id": self.trace_id, **self.headers}
+        if self.notes.decision is not None:
+            headers["x-strato-route"] = self.notes.decision.header()
+        return [(k.encode(), v.encode()) for k, v in headers.items()]
 
 
 class InternalError(StratoError):
@@ -55,10 +67,17 @@ class InternalError(StratoError):
 
 
 class Gateway:
-    def __init__(self, models: ModelTable, recorder: TraceRecorder, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self,
+        models: ModelTable,
+        recorder: TraceRecorder,
+        metrics: GatewayMetrics,
+        cache: AnswerCache | None = None,
+    ) -> None:
         self.models = models
         self.recorder = recorder
         self.metrics = metrics
+        self.cache = cache or AnswerCache.off()
 
     def list_models(self) -> list[ModelInfo]:
         return self.models.infos()
@@ -71,16 +90,20 @@ class Gateway:
     async def aclose(self) -> None:
         """Stop the providers, then store every trace still queued."""
         await self.models.aclose()
+        await self.cache.aclose()
         self.recorder.close()
         self.recorder.store.close()
 
     async def generate(self, request: GenerationRequest, ctx: CallContext) -> Generation:
         trace = self._begin(ctx, request.endpoint, request.model, _request_record(request), request.user)
         try:
-            provider = self.models.generator(request.model)
-            trace.deployment, trace.provider = request.model, provider.info().provider
-            with self._in_flight(request.model):
-                result = await provider.generate(request)
+            lookup = await self._cache_step(request, ctx, trace)
+            result = lookup.answer
+            if result is None:
+                provider = self.models.generator(request.model)
+                trace.deployment, trace.provider = request.model, provider.info().provider
+                with self._in_flight(request.model):
+                    result = await provider.generate(request)
         except BaseException as exc:
             raise self._fail(trace, ctx, exc) from None
         trace.completion, trace.finish_reason = result.text, result.finish_reason
@@ -90,6 +113,7 @@ class Gateway:
         )
         trace.cached_tokens = result.usage.cached_tokens
         self._finish(trace, ctx)
+        await self.cache.store(lookup, result)
         return result
 
     async def stream(self, request: GenerationRequest, ctx: CallContext) -> AsyncGenerator[Chunk, None]:
@@ -97,9 +121,13 @@ class Gateway:
         trace = self._begin(ctx, request.endpoint, request.model, _request_record(request), request.user)
         trace.stream = True
         try:
-            provider = self.models.generator(request.model)
-            trace.deployment, trace.provider = request.model, provider.info().provider
-            chunks = await provider.stream(request)
+            lookup = await self._cache_step(request, ctx, trace)
+            if lookup.answer is not None:
+                chunks = replay(lookup.answer)
+            else:
+                provider = self.models.generator(request.model)
+                trace.deployment, trace.provider = request.model, provider.info().provider
+                chunks = self.cache.remember(lookup, await provider.stream(request))
         except BaseException as exc:
             raise self._fail(trace, ctx, exc) from None
         return self._traced(chunks, trace, ctx)
@@ -117,6 +145,17 @@ class Gateway:
         trace.prompt_tokens = result.usage.prompt_tokens
         self._finish(trace, ctx)
         return result
+
+    async def _cache_step(self, request: GenerationRequest, ctx: CallContext, trace: Trace) -> Lookup:
+        """The cache step: a stored answer to this request (semantic mode: to a paraphrase of it).
+        A hit is traced as served by the "cache" provider, at no cost."""
+        lookup = await self.cache.lookup(request, ctx.api_key or "", ctx.cache)
+        if lookup.result is not None:
+            ctx.headers.update(lookup.headers())
+            self.metrics.cache_requests.labels(request.model, lookup.result).inc()
+        if lookup.kind is not None:
+            trace.cache, trace.deployment, trace.provider = lookup.kind, request.model, "cache"
+        return lookup
 
     def record_rejected(
         self, ctx: CallContext, endpoint: Endpoint, model: str | None, body: Any, error: StratoError
@@ -158,7 +197,7 @@ class Gateway:
         record: dict[str, Any],
         user: str | None,
     ) -> Trace:
-        ctx.attempts = collect()  # a model group appends each provider call it makes
+        ctx.notes = collect()  # model groups and routers add their calls and decisions
         return Trace(
             id=ctx.trace_id,
             started_at=ctx.started_at,
@@ -170,7 +209,10 @@ class Gateway:
         )
 
     def _finish(self, trace: Trace, ctx: CallContext) -> None:
-        _routed(trace, ctx.attempts)
+        _routed(trace, ctx.notes)
+        price = self.models.price(trace.deployment) if trace.cache is None else Price()
+        if price is not None:
+            trace.cost = price.cost(trace.prompt_tokens, trace.completion_tokens)
         ctx.recorded = True
         trace.ended_at = time.time()
         trace.latency_ms = _ms_since(ctx.started)
@@ -231,12 +273,14 @@ def _request_record(request: GenerationRequest) -> dict[str, Any]:
     return record
 
 
-def _routed(trace: Trace, attempts: list[Attempt]) -> None:
-    """A model group's calls: the trace keeps each, and names the deployment that answered."""
-    if not attempts:
+def _routed(trace: Trace, notes: Notes) -> None:
+    """Routing's notes on the trace: every call made, the deployment that answered, the decision."""
+    if notes.decision is not None:
+        trace.route = notes.decision.as_dict()
+    if not notes.attempts:
         return
-    trace.attempts = [a.as_dict() for a in attempts]
-    served = attempts[-1]
+    trace.attempts = [a.as_dict() for a in notes.attempts]
+    served = notes.attempts[-1]
     if served.status == 200:
         trace.deployment, trace.provider = served.deployment, served.provider
 
@@ -252,9 +296,11 @@ def build_gateway(settings: Settings) -> Gateway:
         store, flush_interval=settings.store.flush_interval, batch_size=settings.store.batch_size
     )
     try:
-        models = build_models(settings.models, settings.engine.memory_budget_mb)
+        local_price = Price(settings.engine.input_cost, settings.engine.output_cost)
+        models = build_models(settings.models, settings.engine.memory_budget_mb, local_price)
+        cache = open_answer_cache(settings.cache, settings.store.data_dir.expanduser(), models)
     except BaseException:
         recorder.close()
         store.close()
         raise
-    return Gateway(models, recorder, GatewayMetrics())
+    return Gateway(models, recorder, GatewayMetrics(), cache)

@@ -6,6 +6,8 @@ gateway and providers never see HTTP or JSON shapes.
 
 from __future__ import annotations
 
+import time
+import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -140,6 +142,17 @@ class Embeddings:
 
 
 @dataclass(frozen=True, slots=True)
+class Price:
+    """What a deployment costs, in USD per million tokens."""
+
+    input: float = 0.0
+    output: float = 0.0
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input + completion_tokens * self.output) / 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
 class ModelInfo:
     """What `/v1/models` and `strato models` show about one configured model."""
 
@@ -191,6 +204,34 @@ class Trace:
     error_code: str | None = None
     finish_reason: str | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)  # each provider call (routing)
+    route: dict[str, Any] | None = None  # a router's decision: target, reason, score, decision_ms
+    cache: str | None = None  # "exact" or "semantic" when the answer came from the cache
+    cost: float | None = None  # USD, from the price table of the deployment that answered
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """A judgement of one trace's answer: from a user's feedback, an evaluation or a judge model."""
+
+    trace_id: str
+    name: str  # what was judged, e.g. "quality", "correct", "feedback"
+    value: float
+    source: str = "api"  # who judged: "api", "eval", "judge", ...
+    comment: str | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    created_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """Requests, tokens and cost summed over traces that share one value of a grouping field."""
+
+    group: str | None
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float  # USD; traces without a known price count as 0
+    unpriced: int  # answered requests whose deployment has no price
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 import openai
 import pytest
 
@@ -95,12 +94,9 @@ def test_remote_text_completion_and_embeddings(client: openai.OpenAI) -> None:
 def test_upstream_failures_map_to_clear_errors(
     gateway: GatewayProcess, model: str, status: int, code: str, words: str, stream: bool
 ) -> None:
-    body = {"model": model, "messages": [{"role": "user", "content": "x"}], "stream": stream}
-    response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=30)
-    assert response.status_code == status, response.text
+    response, trace = gateway.failing_chat(model, status, stream=stream)
     error = response.json()["error"]
     assert error["code"] == code and words in error["message"]
-    trace = gateway.trace(response.headers["x-strato-trace-id"])
     assert (trace.status, trace.error_code) == (status, code)
 
 

@@ -21,8 +21,8 @@ from strato.gateway import CallContext, Gateway
 from strato.observe.metrics import GatewayMetrics
 from strato.observe.recorder import TraceRecorder
 from strato.providers.registry import ModelTable, build_models
-from strato.routing.attempts import Attempt, collect
-from strato.routing.group import ModelGroup
+from strato.routing.attempts import Notes, collect
+from strato.routing.group import ModelGroup, NoDeployment
 from strato.store import open_store
 from strato.types import GenerationRequest, Message, SamplingParams
 from tests.support.upstream import Upstream
@@ -84,8 +84,8 @@ def ask(model: str = "g", text: str = "hello there") -> GenerationRequest:
     return GenerationRequest(model=model, messages=(Message("user", text),), params=SamplingParams())
 
 
-def served(attempts: list[Attempt]) -> list[tuple[str, int]]:
-    return [(a.deployment, a.status) for a in attempts]
+def served(notes: Notes) -> list[tuple[str, int]]:
+    return [(a.deployment, a.status) for a in notes.attempts]
 
 
 async def test_weighted_strategy_splits_traffic_by_weight(tables: Tables, upstreams: list[Upstream]) -> None:
@@ -115,14 +115,14 @@ async def test_least_busy_and_cost_strategies(tables: Tables, upstreams: list[Up
             strategy="cost",
         ),
     )
-    attempts = collect()
+    notes = collect()
     async with hanging(table.generator("cheap").generate(ask("cheap"))):  # cheapest: slow
         assert two.calls == 1
         # One request is in flight on `slow`, none on `a`: least_busy sends the next ones to `a`.
         for _ in range(5):
             assert (await table.generator("busy").generate(ask("busy"))).text == "echo: hello there"
         assert one.calls == 5 and two.calls == 1
-    assert served(attempts)[-5:] == [("a", 200)] * 5
+    assert served(notes)[-5:] == [("a", 200)] * 5
 
 
 async def test_retries_then_falls_back_with_every_attempt_recorded(
@@ -134,10 +134,10 @@ async def test_retries_then_falls_back_with_every_attempt_recorded(
         remote("good", two),
         group("g", ["broken"], retries=2, fallbacks=["good"]),
     )
-    attempts = collect()
+    notes = collect()
     result = await table.generator("g").generate(ask())
     assert result.text == "echo: hello there"
-    assert served(attempts) == [("broken", 502), ("broken", 502), ("broken", 502), ("good", 200)]
+    assert served(notes) == [("broken", 502), ("broken", 502), ("broken", 502), ("good", 200)]
     assert one.calls == 3 and two.calls == 1
 
 
@@ -146,21 +146,21 @@ async def test_client_errors_are_not_retried(tables: Tables, upstreams: list[Ups
     table = tables(
         remote("picky", one, "reject"), remote("good", two), group("g", ["picky"], fallbacks=["good"])
     )
-    attempts = collect()
+    notes = collect()
     with pytest.raises(UpstreamError) as caught:
         await table.generator("g").generate(ask())
     assert caught.value.status == 400
-    assert served(attempts) == [("picky", 400)] and two.calls == 0
+    assert served(notes) == [("picky", 400)] and two.calls == 0
 
 
 async def test_retry_after_is_honoured(tables: Tables, upstreams: list[Upstream]) -> None:
     table = tables(remote("busy", upstreams[0], "busy-once"), group("g", ["busy"], retries=1, backoff_max=5))
-    attempts = collect()
+    notes = collect()
     started = time.perf_counter()
     result = await table.generator("g").generate(ask())
     assert result.text == "echo: hello there"
     assert time.perf_counter() - started >= 1.0  # the upstream asked for one second
-    assert served(attempts) == [("busy", 429), ("busy", 200)]
+    assert served(notes) == [("busy", 429), ("busy", 200)]
 
 
 async def test_a_retry_after_longer_than_backoff_max_moves_on(
@@ -172,11 +172,11 @@ async def test_a_retry_after_longer_than_backoff_max_moves_on(
         remote("good", two),
         group("g", ["busy"], retries=3, backoff_max=0.5, fallbacks=["good"]),
     )
-    attempts = collect()
+    notes = collect()
     started = time.perf_counter()
     await table.generator("g").generate(ask())
     assert time.perf_counter() - started < 0.9
-    assert served(attempts) == [("busy", 429), ("good", 200)]
+    assert served(notes) == [("busy", 429), ("good", 200)]
 
 
 async def test_timeouts_fall_back(tables: Tables, upstreams: list[Upstream]) -> None:
@@ -186,9 +186,9 @@ async def test_timeouts_fall_back(tables: Tables, upstreams: list[Upstream]) -> 
         remote("good", two),
         group("g", ["stuck"], retries=0, fallbacks=["good"]),
     )
-    attempts = collect()
+    notes = collect()
     assert (await table.generator("g").generate(ask())).text == "echo: hello there"
-    assert served(attempts) == [("stuck", 504), ("good", 200)]
+    assert served(notes) == [("stuck", 504), ("good", 200)]
 
 
 async def test_circuit_opens_then_a_probe_closes_it(tables: Tables, upstreams: list[Upstream]) -> None:
@@ -210,11 +210,11 @@ async def test_circuit_opens_then_a_probe_closes_it(tables: Tables, upstreams: l
     for _ in range(2):  # `a`, the cheaper one, is tried first and fails twice
         await routed.generate(ask())
     calls_while_open = one.calls
-    attempts = collect()
+    notes = collect()
     for _ in range(5):
         await routed.generate(ask())
     assert one.calls == calls_while_open  # taken out: no request reaches it
-    assert {a.deployment for a in attempts} == {"b"}
+    assert {a.deployment for a in notes.attempts} == {"b"}
     assert table.shared.health["a"].state == "open"
     one.down = False
     await asyncio.sleep(0.6)
@@ -237,10 +237,10 @@ async def test_a_stream_that_fails_before_its_first_token_is_retried(
         group("g", ["early"], retries=0, fallbacks=["good"]),
         group("g2", ["late"], retries=0, fallbacks=["good"]),
     )
-    attempts = collect()
+    notes = collect()
     chunks = await table.generator("g").stream(ask())
     assert "".join([c.text async for c in chunks]) == "echo: hello there"
-    assert served(attempts) == [("early", 502), ("good", 200)]
+    assert served(notes) == [("early", 502), ("good", 200)]
     # After the first token the answer is the client's: a cut then is an error, not a retry.
     chunks = await table.generator("g2").stream(ask("g2"))
     with pytest.raises(UpstreamError):
@@ -261,10 +261,10 @@ async def test_prompts_too_long_go_to_context_fallbacks(tables: Tables, upstream
         remote("other", upstreams[1]),
         group("g", ["small"], fallbacks=["other"], context_fallbacks=["long"]),
     )
-    attempts = collect()
+    notes = collect()
     result = await table.generator("g").generate(ask(text="word " * 200))
     assert result.text.startswith("echo: word")
-    assert served(attempts) == [("small", 400), ("long", 200)]
+    assert served(notes) == [("small", 400), ("long", 200)]
     assert upstreams[1].calls == 0
 
 
@@ -330,7 +330,108 @@ async def test_a_deployment_at_its_concurrency_cap_is_skipped(
         ),
     )
     async with hanging(table.generator("g").generate(ask())):  # cheapest: `slow`
-        attempts = collect()
+        notes = collect()
         for _ in range(3):  # `slow` is at its cap, so the dearer `a` serves
             await table.generator("g").generate(ask())
-    assert served(attempts) == [("a", 200)] * 3 and one.calls == 1
+    assert served(notes) == [("a", 200)] * 3 and one.calls == 1
+
+
+async def test_rpm_and_tpm_caps_move_traffic_on(tables: Tables, upstreams: list[Upstream]) -> None:
+    one, two = upstreams
+    table = tables(
+        remote("a", one),
+        remote("b", two),
+        remote("c", two),
+        group("rpm", [{"model": "a", "rpm": 2}, {"model": "b", "input_cost": 1}], strategy="cost"),
+        # An answer to "hello there" uses 7 prompt + 3 completion tokens.
+        group("tpm", [{"model": "c", "tpm": 15}, {"model": "b", "input_cost": 1}], strategy="cost"),
+    )
+    notes = collect()
+    for _ in range(4):
+        await table.generator("rpm").generate(ask("rpm"))
+    assert served(notes) == [("a", 200)] * 2 + [("b", 200)] * 2
+
+    notes = collect()
+    chunks = await table.generator("tpm").stream(ask("tpm"))  # a stream's usage counts too
+    _ = [c async for c in chunks]
+    for _ in range(2):
+        await table.generator("tpm").generate(ask("tpm"))
+    assert served(notes) == [("c", 200), ("c", 200), ("b", 200)]
+
+
+async def test_all_deployments_at_their_rate_caps_is_a_503_with_retry_after(
+    tables: Tables, upstreams: list[Upstream]
+) -> None:
+    one, _ = upstreams
+    table = tables(remote("a", one), group("g", [{"model": "a", "rpm": 1}]))
+    await table.generator("g").generate(ask())
+    with pytest.raises(NoDeployment) as caught:
+        await table.generator("g").generate(ask())
+    assert caught.value.status == 503 and "rate limits" in caught.value.message
+    assert 50 <= int(caught.value.headers["retry-after"]) <= 60
+    assert one.calls == 1
+
+
+async def test_a_deployment_timeout_bounds_each_attempt(tables: Tables, upstreams: list[Upstream]) -> None:
+    one, two = upstreams
+    table = tables(
+        remote("stuck", one, "hang", timeout=30),
+        remote("good", two),
+        group("g", [{"model": "stuck", "timeout": 0.3}, {"model": "good", "weight": 1e-9}], retries=0),
+    )
+    table.generator("g").rng = random.Random(3)  # type: ignore[attr-defined]
+    for stream in (False, True):
+        notes = collect()
+        started = time.perf_counter()
+        if stream:
+            chunks = await table.generator("g").stream(ask())
+            text = "".join([c.text async for c in chunks])
+        else:
+            text = (await table.generator("g").generate(ask())).text
+        assert text == "echo: hello there"
+        assert time.perf_counter() - started < 5
+        assert served(notes) == [("stuck", 504), ("good", 200)]
+        assert "within 0.3 s" in (notes.attempts[0].error or "")
+
+
+async def test_all_deployments_failing_is_a_503_listing_every_attempt(
+    tmp_path: Path, upstreams: list[Upstream]
+) -> None:
+    one, two = upstreams
+    models = build_models(
+        [
+            ModelEntry.model_validate(e)
+            for e in (
+                remote("garbage", one, "garbage"),
+                remote("stuck", one, "hang", timeout=0.3),
+                remote("early", two, "cut-early"),
+                remote("down", two),
+                group("g", ["garbage", "stuck", "early"], strategy="cost", retries=0, fallbacks=["down"]),
+            )
+        ]
+    )
+    store = open_store(f"sqlite:///{tmp_path / 'traces.db'}")
+    gateway = Gateway(models, TraceRecorder(store, flush_interval=0.05), GatewayMetrics())
+    two.down = True
+    try:
+        for stream in (False, True):
+            ctx = CallContext()
+            with pytest.raises(NoDeployment) as caught:
+                if stream:
+                    await gateway.stream(ask(), ctx)
+                else:
+                    await gateway.generate(ask(), ctx)
+            assert caught.value.status == 503
+            assert "every deployment of 'g' failed" in caught.value.message
+            assert gateway.recorder.flush()
+            trace = store.trace(ctx.trace_id)
+            assert trace is not None and trace.status == 503
+            assert trace.error_code == "no_deployment_available"
+            attempts = {a["deployment"]: a for a in trace.attempts}
+            assert set(attempts) == {"garbage", "stuck", "early", "down"}
+            assert attempts["stuck"]["status"] == 504
+            assert "not JSON" in attempts["garbage"]["error"] or stream
+            assert all(a["status"] >= 500 for a in trace.attempts)
+    finally:
+        two.down = False
+        await gateway.aclose()

@@ -84,5 +84,12 @@ class GatewayProcess:
             time.sleep(0.05)
         raise AssertionError(f"trace {trace_id} was not stored within {timeout}s")
 
+    def failing_chat(self, model: str, status: int, *, stream: bool) -> tuple[httpx.Response, Trace]:
+        """Post a one-message chat that must fail with `status`: the response and its stored trace."""
+        body = {"model": model, "messages": [{"role": "user", "content": "x"}], "stream": stream}
+        response = httpx.post(f"{self.url}/v1/chat/completions", json=body, timeout=30)
+        assert response.status_code == status, response.text
+        return response, self.trace(response.headers["x-strato-trace-id"])
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")

@@ -7,6 +7,7 @@
 - `cut`: streams two chunks, then drops the connection
 - `cut-early`: drops a stream before its first chunk
 - `busy-once`: the first request gets 429 with `retry-after: 1`, later ones the `echo` answer
+- `garbage`: a 200 whose body is not JSON (streamed: an event whose data is not JSON)
 
 Setting `down` makes every request fail with 503 until it is cleared; `calls` counts requests.
 """
@@ -19,7 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 from starlette.applications import Starlette
@@ -34,29 +35,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class Upstream:
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.down = False
-        self._busy_done = False
-        self.headers: list[dict[str, str]] = []
+class LocalServer:
+    """Starlette routes served by uvicorn on a thread, on a free local port."""
+
+    def __init__(self, routes: list[Route]) -> None:
         self.port = free_port()
-        app = Starlette(
-            routes=[
-                Route("/v1/chat/completions", self._chat, methods=["POST"]),
-                Route("/v1/completions", self._completions, methods=["POST"]),
-                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
-            ]
+        config = uvicorn.Config(
+            Starlette(routes=routes), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
         )
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self) -> Upstream:
+    def start(self) -> Self:
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:
@@ -68,6 +58,25 @@ class Upstream:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(5)
+
+
+class Upstream(LocalServer):
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.down = False
+        self._busy_done = False
+        self.headers: list[dict[str, str]] = []
+        super().__init__(
+            [
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/completions", self._completions, methods=["POST"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+            ]
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
 
     async def _read(self, request: Request) -> dict[str, Any]:
         body: dict[str, Any] = await request.json()
@@ -118,6 +127,10 @@ class Upstream:
             )
         if behaviour == "hang":
             await asyncio.sleep(60)
+        if behaviour == "garbage":
+            if body.get("stream"):
+                return Response("data: <html>oops\n\n", media_type="text/event-stream")
+            return Response("<html>this is not JSON", media_type="application/json")
         words = text.split(" ")
         usage = {"prompt_tokens": 7, "completion_tokens": len(words), "total_tokens": 7 + len(words)}
         if not body.get("stream"):

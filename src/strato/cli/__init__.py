@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from strato.cli import chat, models, serve, traces
+from strato.cli import chat, models, router, serve, traces
 from strato.config import ConfigError
 from strato.errors import StratoError
 
@@ -21,6 +21,7 @@ app.command("serve")(serve.serve)
 app.command("chat")(chat.chat)
 app.command("models")(models.models)
 app.add_typer(traces.app, name="traces")
+app.add_typer(router.app, name="router")
 
 
 def main() -> None:

@@ -39,5 +39,6 @@ def serve(
         host=settings.server.host,
         port=settings.server.port,
         log_level=log_level.lower(),
+        access_log=settings.server.access_log,
         timeout_graceful_shutdown=30,
     )

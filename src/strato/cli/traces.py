@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
@@ -11,7 +12,7 @@ from rich.panel import Panel
 from rich.table import Column, Table
 from rich.text import Text
 
-from strato.cli.options import ConfigOption
+from strato.cli.options import ConfigOption, SinceOption, parse_since
 from strato.config import load_settings
 from strato.store import Store, open_store
 from strato.types import Trace, TraceQuery
@@ -51,6 +52,7 @@ def list_traces(
         Column("tokens", justify="right", no_wrap=True, min_width=6),
         Column("ttft", justify="right", no_wrap=True, min_width=5),
         Column("total", justify="right", no_wrap=True, min_width=6),
+        Column("cost", justify="right", no_wrap=True, min_width=4),
         Column("input", no_wrap=True, overflow="ellipsis", min_width=6, max_width=40),
         box=box.SIMPLE_HEAD,
         pad_edge=False,
@@ -67,8 +69,52 @@ def list_traces(
             f"{t.prompt_tokens}→{t.completion_tokens}",
             _ms(t.ttft_ms),
             _ms(t.latency_ms),
+            _usd(t.cost) + (" cache" if t.cache else ""),
             _preview(t),
         )
+    Console().print(table)
+    priced = [t.cost for t in found if t.cost is not None]
+    if priced:
+        Console().print(f"cost of these {len(found)} requests: {_usd(sum(priced))}")
+
+
+@app.command("cost")
+def cost(
+    by: Annotated[str, typer.Option("--by", help="Sum per model, deployment, key or user.")] = "model",
+    since: SinceOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """What the recorded requests cost: requests, tokens and USD per model (or deployment, key, user)."""
+    if by not in ("model", "deployment", "key", "user"):
+        raise typer.BadParameter("must be model, deployment, key or user", param_hint="--by")
+    start = parse_since(since)
+    store = _open(config)
+    try:
+        rows = store.spend(by, start)
+    finally:
+        store.close()
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(asdict(row)))
+        return
+    table = Table(by, "requests", "prompt tokens", "completion tokens", "cost (USD)", box=box.SIMPLE_HEAD)
+    for row in rows:
+        note = f" ({row.unpriced} unpriced)" if row.unpriced else ""
+        table.add_row(
+            row.group or "-",
+            str(row.requests),
+            str(row.prompt_tokens),
+            str(row.completion_tokens),
+            _usd(row.cost) + note,
+        )
+    table.add_row(
+        Text("total", style="bold"),
+        str(sum(r.requests for r in rows)),
+        str(sum(r.prompt_tokens for r in rows)),
+        str(sum(r.completion_tokens for r in rows)),
+        Text(_usd(sum(r.cost for r in rows)), style="bold"),
+    )
     Console().print(table)
 
 
@@ -138,6 +184,9 @@ def _as_dict(trace: Trace) -> dict[str, object]:
         "request": trace.request,
         "completion": trace.completion,
         "attempts": trace.attempts,
+        "route": trace.route,
+        "cache": trace.cache,
+        "cost": trace.cost,
     }
 
 
@@ -146,6 +195,13 @@ def _time(epoch: float, *, short: bool = False) -> str:
     if not short:
         return local.strftime("%Y-%m-%d %H:%M:%S %Z")
     return local.strftime("%H:%M:%S" if local.date() == datetime.now().date() else "%m-%d %H:%M")
+
+
+def _usd(value: float | None) -> str:
+    """Costs of single requests are tiny: keep significant digits rather than cents."""
+    if value is None:
+        return "-"
+    return f"${value:.2f}" if value >= 1 else f"${value:.6f}".rstrip("0").rstrip(".") if value else "$0"
 
 
 def _ms(value: float | None) -> str:

@@ -77,6 +77,26 @@ class GatewayMetrics:
             ["model", "result"],
             registry=self.registry,
         )
+        self.cost = Counter(
+            "strato_cost_usd",
+            "What answered requests cost, USD, from each deployment's price table, by requested model "
+            "and the deployment that answered (cached answers cost nothing).",
+            ["model", "deployment"],
+            registry=self.registry,
+        )
+        self.cache_requests = Counter(
+            "strato_cache_requests",
+            "Requests to models with an answer cache, by result: hit_exact, hit_semantic, miss, or "
+            "skip (not looked up: opted out by the request, a fresh sample, or the cache is down).",
+            ["model", "result"],
+            registry=self.registry,
+        )
+        self.route_decisions = Counter(
+            "strato_router_decisions",
+            "Requests a router sent on, by router, target and reason (rule:<name>, learned, default).",
+            ["router", "target", "reason"],
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "strato_requests_in_flight",
             "Requests being served now, by model.",
@@ -89,14 +109,20 @@ class GatewayMetrics:
         self.requests.labels(model_label, endpoint, str(trace.status)).inc()
         if trace.status >= 400:
             self.errors.labels(model_label, endpoint, trace.error_code or "error").inc()
-        if trace.prompt_tokens:
-            self.tokens.labels(model_label, "prompt").inc(trace.prompt_tokens)
-        if trace.completion_tokens:
-            self.tokens.labels(model_label, "completion").inc(trace.completion_tokens)
-        if trace.cached_tokens:
-            self.tokens.labels(model_label, "cached").inc(trace.cached_tokens)
+        if trace.cache is None:  # an answer from the answer cache processed no tokens
+            if trace.prompt_tokens:
+                self.tokens.labels(model_label, "prompt").inc(trace.prompt_tokens)
+            if trace.completion_tokens:
+                self.tokens.labels(model_label, "completion").inc(trace.completion_tokens)
+            if trace.cached_tokens:
+                self.tokens.labels(model_label, "cached").inc(trace.cached_tokens)
         if trace.provider == "llama_cpp" and trace.status == 200 and trace.prompt_tokens:
             self.prefix_cache.labels(model_label, "hit" if trace.cached_tokens else "miss").inc()
+        if trace.route:
+            route = trace.route
+            self.route_decisions.labels(route["router"], route["target"], route["reason"]).inc()
+        if trace.cost:
+            self.cost.labels(model_label, trace.deployment or "none").inc(trace.cost)
         if trace.latency_ms is not None:
             self.latency.labels(model_label, endpoint).observe(trace.latency_ms / 1000)
         if trace.ttft_ms is not None:

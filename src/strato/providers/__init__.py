@@ -11,7 +11,15 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from strato.types import Chunk, EmbeddingRequest, Embeddings, Generation, GenerationRequest, ModelInfo
+from strato.types import (
+    Chunk,
+    EmbeddingRequest,
+    Embeddings,
+    Generation,
+    GenerationRequest,
+    ModelInfo,
+    Price,
+)
 
 if TYPE_CHECKING:
     from strato.engine.pool import EnginePool
@@ -26,12 +34,20 @@ class Shared:
 
     engines: EnginePool
     models: Callable[[str], Provider] | None = None
+    embedders: Callable[[str], Embedder] | None = None  # routers embed prompts with them
     health: dict[str, Health] = field(default_factory=dict)
+    prices: dict[str, Price] = field(default_factory=dict)  # per model name, USD per million tokens
+    local_price: Price = field(default_factory=lambda: Price())
 
     def generator(self, name: str) -> Provider:
         if self.models is None:
             raise RuntimeError("the model table is not set up yet")
         return self.models(name)
+
+    def embedder(self, name: str) -> Embedder:
+        if self.embedders is None:
+            raise RuntimeError("the model table is not set up yet")
+        return self.embedders(name)
 
 
 @runtime_checkable

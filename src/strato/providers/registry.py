@@ -11,9 +11,11 @@ from strato.config import ConfigError, ModelEntry
 from strato.engine.pool import EnginePool
 from strato.errors import InvalidRequest, ModelNotFound
 from strato.providers import Embedder, Provider, Shared
-from strato.types import ModelInfo
+from strato.types import ModelInfo, Price
 
 ENTRY_POINT_GROUP = "strato.providers"
+LOCAL_PROVIDERS = frozenset({"llama_cpp"})  # priced at the engine's compute cost unless set
+BUILT_LAST = {"group": 1, "router": 2}  # they route to other models, so those come first
 
 
 class ProviderFactory(Protocol):
@@ -65,6 +67,9 @@ class ModelTable:
         check = getattr(built, "check", None)
         if check is not None:
             check()  # cross-entry rules, e.g. a LoRA model's base must be a local model
+        price = self._price(entry)
+        if price is not None:
+            self.shared.prices[entry.name] = price
         if isinstance(built, Embedder) and built.info().kind == "embed":
             self.embedders[entry.name] = built
         elif isinstance(built, Provider):
@@ -91,17 +96,36 @@ class ModelTable:
             await embedder.aclose()
         await self.shared.engines.aclose()
 
+    def price(self, name: str | None) -> Price | None:
+        """The price of a configured model, None when none is known (a remote model without one)."""
+        return self.shared.prices.get(name) if name is not None else None
+
+    def _price(self, entry: ModelEntry) -> Price | None:
+        local = self.shared.local_price if entry.provider in LOCAL_PROVIDERS else None
+        if entry.input_cost is None and entry.output_cost is None:
+            return local
+        base = local or Price()
+        return Price(
+            base.input if entry.input_cost is None else entry.input_cost,
+            base.output if entry.output_cost is None else entry.output_cost,
+        )
+
     def _names(self) -> str:
         return ", ".join([*self.generators, *self.embedders]) or "none"
 
 
-def build_models(entries: list[ModelEntry], memory_budget_mb: int | None = None) -> ModelTable:
+def build_models(
+    entries: list[ModelEntry], memory_budget_mb: int | None = None, local_price: Price | None = None
+) -> ModelTable:
+    """`local_price` is what local models cost when they set no price (the engine's compute)."""
     budget = memory_budget_mb * 2**20 if memory_budget_mb else None
-    table = ModelTable(generators={}, embedders={}, shared=Shared(engines=EnginePool(budget)))
+    shared = Shared(engines=EnginePool(budget), local_price=local_price or Price())
+    table = ModelTable(generators={}, embedders={}, shared=shared)
     table.shared.models = table.generator
+    table.shared.embedders = table.embedder
     # Models that build on others come after them, whatever the order: LoRA adapters after their
-    # base, model groups after everything they route to.
-    for entry in sorted(entries, key=lambda e: ("base" in e.options, e.provider == "group")):
+    # base, model groups after everything they route to, routers after the groups they choose from.
+    for entry in sorted(entries, key=lambda e: ("base" in e.options, BUILT_LAST.get(e.provider, 0))):
         table.add(entry)
     # Keep the configured order for listings.
     order = {entry.name: i for i, entry in enumerate(entries)}

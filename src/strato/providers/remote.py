@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import AsyncGenerator
-from contextlib import AsyncExitStack
+from contextlib import aclosing
 from typing import Any
 
-import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from strato.config import ConfigError, ModelEntry
-from strato.errors import UpstreamError, UpstreamTimeout
+from strato.config import ModelEntry
+from strato.errors import UpstreamError
 from strato.providers import Shared
+from strato.providers.upstream import UpstreamClient, UpstreamOptions, read_api_key
 from strato.types import (
     Chunk,
     EmbeddingRequest,
@@ -27,21 +25,10 @@ from strato.types import (
     Usage,
 )
 
-# Upstream statuses that describe the client's request; passed through to the caller as they are.
-CLIENT_STATUSES = {400, 404, 413, 422, 429}
 
-
-class RemoteOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RemoteOptions(UpstreamOptions):
     base_url: str = Field(description="The upstream's OpenAI API root, e.g. http://127.0.0.1:8080/v1.")
-    upstream_model: str | None = Field(
-        None, description="The model name the upstream knows; default: `name`."
-    )
-    api_key_env: str | None = Field(None, description="Environment variable holding the upstream API key.")
     kind: ModelKind = Field(ModelKind.GENERATE, description="`generate` or `embed`.")
-    timeout: float = Field(600.0, gt=0, description="Seconds to wait for the upstream's next byte.")
-    connect_timeout: float = Field(5.0, gt=0, description="Seconds to wait for a connection.")
 
 
 class OpenAICompatibleProvider:
@@ -50,16 +37,9 @@ class OpenAICompatibleProvider:
     def __init__(self, name: str, options: RemoteOptions) -> None:
         self.name = name
         self.options = options
-        headers = {}
-        if options.api_key_env:
-            key = os.environ.get(options.api_key_env)
-            if not key:
-                raise ConfigError(f"model {name!r}: environment variable {options.api_key_env} is not set")
-            headers["Authorization"] = f"Bearer {key}"
-        timeout = httpx.Timeout(options.timeout, connect=options.connect_timeout)
-        self._client = httpx.AsyncClient(
-            base_url=options.base_url.rstrip("/") + "/", headers=headers, timeout=timeout
-        )
+        key = read_api_key(name, options.api_key_env)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._upstream = UpstreamClient(options.base_url, options, headers)
 
     @classmethod
     def from_entry(cls, entry: ModelEntry, shared: Shared) -> OpenAICompatibleProvider:
@@ -81,7 +61,7 @@ class OpenAICompatibleProvider:
 
     async def generate(self, request: GenerationRequest) -> Generation:
         path, body = self._body(request, stream=False)
-        data = await self._post_json(path, body)
+        data = await self._upstream.post_json(path, body)
         try:
             choice = data["choices"][0]
             text = choice["message"]["content"] if request.messages is not None else choice["text"]
@@ -91,34 +71,26 @@ class OpenAICompatibleProvider:
                 usage=_usage(data.get("usage")),
             )
         except (KeyError, IndexError, TypeError):
-            raise UpstreamError(f"upstream {self.options.base_url} sent an unexpected response") from None
+            raise self._upstream.unexpected() from None
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
         path, body = self._body(request, stream=True)
-        stack = AsyncExitStack()
-        try:
-            response = await stack.enter_async_context(self._client.stream("POST", path, json=body))
-            if response.status_code >= 400:
-                await response.aread()
-                raise self._status_error(response)
-        except BaseException as exc:
-            await stack.aclose()
-            raise self._transport_error(exc) from None
-        return self._chunks(stack, response, chat=request.messages is not None)
+        events = await self._upstream.open_events(path, body)
+        return self._chunks(events, chat=request.messages is not None)
 
     async def embed(self, request: EmbeddingRequest) -> Embeddings:
         body = {"model": self.upstream_model, "input": list(request.inputs)}
         if request.user:
             body["user"] = request.user
-        data = await self._post_json("embeddings", body)
+        data = await self._upstream.post_json("embeddings", body)
         try:
             rows = sorted(data["data"], key=lambda row: row["index"])
             return Embeddings(vectors=[row["embedding"] for row in rows], usage=_usage(data.get("usage")))
         except (KeyError, TypeError):
-            raise UpstreamError(f"upstream {self.options.base_url} sent an unexpected response") from None
+            raise self._upstream.unexpected() from None
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._upstream.aclose()
 
     def _body(self, request: GenerationRequest, *, stream: bool) -> tuple[str, dict[str, Any]]:
         params = request.params
@@ -145,73 +117,27 @@ class OpenAICompatibleProvider:
         body["prompt"] = request.prompt
         return "completions", body
 
-    async def _post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            response = await self._client.post(path, json=body)
-        except Exception as exc:
-            raise self._transport_error(exc) from None
-        if response.status_code >= 400:
-            raise self._status_error(response)
-        try:
-            data = response.json()
-        except ValueError:
-            raise UpstreamError(
-                f"upstream {self.options.base_url} sent a response that is not JSON"
-            ) from None
-        if not isinstance(data, dict):
-            raise UpstreamError(f"upstream {self.options.base_url} sent an unexpected response")
-        return data
-
     async def _chunks(
-        self, stack: AsyncExitStack, response: httpx.Response, *, chat: bool
+        self, events: AsyncGenerator[dict[str, Any], None], *, chat: bool
     ) -> AsyncGenerator[Chunk, None]:
         finish: FinishReason | None = None
         usage: Usage | None = None
-        async with stack:
-            try:
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
-                        break
-                    event = json.loads(payload)
-                    if "error" in event:
-                        message = (event["error"] or {}).get("message", "unknown error")
-                        raise UpstreamError(f"upstream failed mid-stream: {message}")
-                    if event.get("usage"):
-                        usage = _usage(event["usage"])
-                    for choice in event.get("choices") or []:
-                        text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
-                        if choice.get("finish_reason"):
-                            finish = _finish_reason(choice["finish_reason"])
-                        if text:
-                            yield Chunk(text=text)
-            except (UpstreamError, GeneratorExit):
-                raise
-            except Exception as exc:
-                raise self._transport_error(exc) from None
+        async with aclosing(events):
+            async for event in events:
+                if "error" in event:
+                    message = (event["error"] or {}).get("message", "unknown error")
+                    raise UpstreamError(f"upstream failed mid-stream: {message}")
+                if event.get("usage"):
+                    usage = _usage(event["usage"])
+                for choice in event.get("choices") or []:
+                    text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+                    if choice.get("finish_reason"):
+                        finish = _finish_reason(choice["finish_reason"])
+                    if text:
+                        yield Chunk(text=text)
         if finish is None:
             raise UpstreamError(f"upstream {self.options.base_url} ended the stream before finishing")
         yield Chunk(finish_reason=finish, usage=usage or Usage())
-
-    def _status_error(self, response: httpx.Response) -> UpstreamError:
-        message = _upstream_message(response)
-        if response.status_code in CLIENT_STATUSES:
-            after = response.headers.get("retry-after")  # a 429's advice, for the router and client
-            headers = {"retry-after": after} if after else None
-            return UpstreamError(
-                message, status=response.status_code, code="upstream_rejected", headers=headers
-            )
-        return UpstreamError(f"upstream {self.options.base_url} answered {response.status_code}: {message}")
-
-    def _transport_error(self, exc: BaseException) -> BaseException:
-        if isinstance(exc, httpx.TimeoutException):
-            return UpstreamTimeout(f"upstream {self.options.base_url} did not answer in time")
-        if isinstance(exc, httpx.HTTPError | json.JSONDecodeError):
-            reason = str(exc) or type(exc).__name__
-            return UpstreamError(f"upstream {self.options.base_url} failed: {reason}")
-        return exc
 
 
 def _optional_params(params: SamplingParams, *, chat: bool) -> dict[str, Any]:
@@ -238,18 +164,6 @@ def _optional_params(params: SamplingParams, *, chat: bool) -> dict[str, Any]:
         else:
             body["response_format"] = {"type": fmt.type}
     return body
-
-
-def _upstream_message(response: httpx.Response) -> str:
-    try:
-        error = response.json().get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        if isinstance(error, str):
-            return error
-    except (ValueError, AttributeError):
-        pass
-    return response.text[:500] or response.reason_phrase
 
 
 def _finish_reason(value: Any) -> FinishReason:

@@ -1,17 +1,18 @@
-"""Each provider call a request made (the router's retries and fallbacks), collected for its trace.
+"""What routing did for one request, collected for its trace: each provider call (retries and
+fallbacks) and, when a `router` model chose between groups, its decision.
 
-The gateway opens a list per request with `collect()`; the router appends to it. A context variable
-carries it, so the router needs no handle on the trace and streams (iterated in another task that
-inherits the context) append to the same list.
+The gateway opens a `Notes` per request with `collect()`; routing providers add to it. A context
+variable carries it, so routing needs no handle on the trace, and streams (iterated in another task
+that inherits the context) add to the same notes.
 """
 
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-_current: ContextVar[list[Attempt] | None] = ContextVar("strato_attempts", default=None)
+_current: ContextVar[Notes | None] = ContextVar("strato_routing_notes", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +28,47 @@ class Attempt:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
-def collect() -> list[Attempt]:
-    attempts: list[Attempt] = []
-    _current.set(attempts)
-    return attempts
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A router's choice for one request: which target, by which rule or score, in how long."""
+
+    router: str
+    target: str
+    reason: str  # the rule that matched, or "learned"
+    score: float | None = None  # the learned router's estimate that the strong model is needed
+    decision_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def header(self) -> str:
+        """The `x-strato-route` response header: `target; reason=...; score=...`."""
+        parts = [self.target, f"reason={self.reason}"]
+        if self.score is not None:
+            parts.append(f"score={self.score:.3f}")
+        return "; ".join(parts)
+
+
+@dataclass(slots=True)
+class Notes:
+    attempts: list[Attempt] = field(default_factory=list)
+    decision: Decision | None = None
+
+
+def collect() -> Notes:
+    notes = Notes()
+    _current.set(notes)
+    return notes
 
 
 def record(attempt: Attempt) -> None:
-    attempts = _current.get()
-    if attempts is not None:
-        attempts.append(attempt)
+    notes = _current.get()
+    if notes is not None:
+        notes.attempts.append(attempt)
+
+
+def decide(decision: Decision) -> None:
+    """Record a router's decision (an inner router, reached through an outer one, wins)."""
+    notes = _current.get()
+    if notes is not None:
+        notes.decision = decision

@@ -2,12 +2,13 @@
 strategy to pick one, retries with backoff, fallbacks, and circuit breaking.
 
 A request goes to the deployments in the strategy's order, skipping those that are out (circuit
-open) or at their concurrency cap. A retryable failure (connection error, timeout, 429, 5xx, or
-a stream that fails before its first token) is retried on the same deployment after a backoff
-with full jitter, or after the upstream's `retry-after` when it gives one, then the next
-deployment is tried. When all fail, the group's `fallbacks` are tried in order; a prompt too long
-for the model goes to `context_fallbacks` instead. Every call is recorded as an attempt on the
-request's trace.
+open) or at a cap: concurrency, requests or tokens per minute (counted by this process). A
+deployment's `timeout` bounds each attempt (a stream's: to its first token). A retryable failure
+(connection error, timeout, 429, 5xx, or a stream that fails before its first token) is retried
+on the same deployment after a backoff with full jitter, or after the upstream's `retry-after`
+when it gives one, then the next deployment is tried. When all fail, the group's `fallbacks` are
+tried in order; a prompt too long for the model goes to `context_fallbacks` instead. When
+everything failed the answer is 503. Every call is recorded as an attempt on the request's trace.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from strato.config import ConfigError, ModelEntry
-from strato.errors import ContextLengthExceeded, StratoError
+from strato.errors import ContextLengthExceeded, StratoError, UpstreamTimeout
 from strato.providers import Provider, Shared
 from strato.routing.attempts import Attempt, record
 from strato.routing.health import Health
 from strato.routing.strategies import Strategy, order
-from strato.types import Chunk, Generation, GenerationRequest, ModelInfo, ModelKind
+from strato.types import Chunk, Generation, GenerationRequest, ModelInfo, ModelKind, Price
 
 T = TypeVar("T")
 Call = Callable[[Provider, GenerationRequest], Awaitable[T]]
@@ -37,9 +38,21 @@ class DeploymentOptions(BaseModel):
 
     model: str = Field(description="A configured model that serves this deployment.")
     weight: float = Field(1.0, gt=0, description="Share of traffic under the `weighted` strategy.")
-    input_cost: float = Field(0.0, ge=0, description="USD per million prompt tokens (`cost` strategy).")
-    output_cost: float = Field(0.0, ge=0, description="USD per million completion tokens.")
+    input_cost: float | None = Field(
+        None, ge=0, description="USD per million prompt tokens (`cost` strategy); unset: the model's price."
+    )
+    output_cost: float | None = Field(
+        None, ge=0, description="USD per million completion tokens; unset: the model's price."
+    )
     max_concurrency: int | None = Field(None, ge=1, description="Requests in flight at most; then skip.")
+    rpm: int | None = Field(None, ge=1, description="Requests per minute at most; then skip.")
+    tpm: int | None = Field(None, ge=1, description="Tokens (prompt + completion) per minute; then skip.")
+    timeout: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds this deployment has to answer (a stream: to its first token) before the "
+        "attempt counts as a timeout and the next is tried. Unset: the model's own timeouts.",
+    )
 
 
 class GroupOptions(BaseModel):
@@ -66,9 +79,14 @@ class GroupOptions(BaseModel):
 
 
 class Deployment:
-    def __init__(self, options: DeploymentOptions, health: Health) -> None:
+    def __init__(self, options: DeploymentOptions, health: Health, price: Price | None) -> None:
         self.options = options
         self.health = health
+        base = price or Price()
+        self.cost = Price(
+            base.input if options.input_cost is None else options.input_cost,
+            base.output if options.output_cost is None else options.output_cost,
+        )
 
     @property
     def name(self) -> str:
@@ -80,7 +98,7 @@ class Deployment:
 
     @property
     def price(self) -> float:
-        return self.options.input_cost + self.options.output_cost
+        return self.cost.input + self.cost.output
 
     @property
     def in_flight(self) -> int:
@@ -91,8 +109,20 @@ class Deployment:
         return self.health.latency
 
     def open(self) -> bool:
+        """Can take a request now: circuit not open, and under its concurrency and rate caps."""
         cap = self.options.max_concurrency
-        return self.health.available() and (cap is None or self.health.in_flight < cap)
+        if not self.health.available() or (cap is not None and self.health.in_flight >= cap):
+            return False
+        if self.options.rpm is None and self.options.tpm is None:
+            return True
+        calls, tokens = self.health.minute()
+        return (self.options.rpm is None or calls < self.options.rpm) and (
+            self.options.tpm is None or tokens < self.options.tpm
+        )
+
+    def ready_in(self) -> float:
+        """Seconds until this deployment may take requests again (0: it is busy, not out)."""
+        return max(self.health.retry_in(), 0.0 if self.open() else self.health.window_frees_in())
 
 
 class NoDeployment(StratoError):
@@ -109,7 +139,9 @@ class ModelGroup:
         self.options = options
         self.shared = shared
         self.rng = rng or random.Random()
-        self.deployments = [Deployment(d, self._health(d.model)) for d in options.deployments]
+        self.deployments = [
+            Deployment(d, self._health(d.model), shared.prices.get(d.model)) for d in options.deployments
+        ]
 
     @classmethod
     def from_entry(cls, entry: ModelEntry, shared: Shared) -> ModelGroup:
@@ -172,21 +204,30 @@ class ModelGroup:
                 if not _retryable(exc):
                     raise
                 error = exc
+        if _retryable(error) and not isinstance(error, NoDeployment):
+            raise NoDeployment(
+                f"every deployment of {self.name!r} failed (the trace lists each attempt); the last: "
+                f"{error.message}",
+                headers=error.headers,
+            )
         raise error
 
     async def _through_deployments(self, request: GenerationRequest, call: Call[T]) -> T:
         ready = [d for d in self.deployments if d.open()]
         if not ready:
-            wait = min((d.health.retry_in() for d in self.deployments), default=0.0)
+            wait = min((d.ready_in() for d in self.deployments), default=0.0)
             raise NoDeployment(
-                f"no deployment of {self.name!r} is available (all out after failures, or busy)",
+                f"no deployment of {self.name!r} is available (all out after failures, busy, or at "
+                "their rate limits)",
                 headers={"retry-after": str(max(1, round(wait)))},
             )
         error: StratoError | None = None
         for deployment in order(self.options.strategy, ready, self.rng):
             provider = self.shared.generator(deployment.name)
             try:
-                return await self._try(deployment.name, provider, deployment.health, request, call)
+                return await self._try(
+                    deployment.name, provider, deployment.health, request, call, deployment.options.timeout
+                )
             except StratoError as exc:
                 if not _retryable(exc):
                     raise
@@ -195,14 +236,20 @@ class ModelGroup:
         raise error
 
     async def _try(
-        self, name: str, provider: Provider, health: Health, request: GenerationRequest, call: Call[T]
+        self,
+        name: str,
+        provider: Provider,
+        health: Health,
+        request: GenerationRequest,
+        call: Call[T],
+        limit: float | None = None,
     ) -> T:
         """Call one deployment, retrying retryable failures while its circuit stays closed."""
         for retry in range(self.options.retries + 1):
             started = time.perf_counter()
             health.begin()
             try:
-                result = await call(provider, request)
+                result = await _within(limit, name, call(provider, request))
             except StratoError as exc:
                 health.end()
                 (health.failure if _retryable(exc) else health.neutral)()
@@ -223,8 +270,11 @@ class ModelGroup:
             _record(name, provider, started, None)
             if isinstance(result, _Replay):
                 result.on_close = health.end  # a stream stays in flight until it ends
+                result.on_usage = health.used
             else:
                 health.end()
+                if isinstance(result, Generation):
+                    health.used(result.usage.total_tokens)
             return result
         raise AssertionError("unreachable")
 
@@ -244,6 +294,16 @@ class ModelGroup:
         return self.shared.health.setdefault(
             name, Health(failure_threshold=self.options.failure_threshold, cooldown=self.options.cooldown)
         )
+
+
+async def _within(seconds: float | None, name: str, work: Awaitable[T]) -> T:
+    if seconds is None:
+        return await work
+    try:
+        async with asyncio.timeout(seconds):
+            return await work
+    except TimeoutError:
+        raise UpstreamTimeout(f"deployment {name!r} did not answer within {seconds:g} s") from None
 
 
 def _retryable(exc: StratoError) -> bool:
@@ -290,15 +350,20 @@ class _Replay(AsyncGenerator[Chunk, None]):
         self._head = head
         self._rest = rest
         self.on_close: Callable[[], None] | None = None
+        self.on_usage: Callable[[int], None] | None = None  # the tokens of the finished answer
 
     async def asend(self, value: None) -> Chunk:
         if self._head:
-            return self._head.pop(0)
-        try:
-            return await self._rest.__anext__()
-        except BaseException:
-            self._closed()
-            raise
+            chunk = self._head.pop(0)
+        else:
+            try:
+                chunk = await self._rest.__anext__()
+            except BaseException:
+                self._closed()
+                raise
+        if chunk.usage is not None and self.on_usage is not None:
+            self.on_usage(chunk.usage.total_tokens)
+        return chunk
 
     async def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> Chunk:
         await self.aclose()

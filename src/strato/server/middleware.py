@@ -8,6 +8,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from strato.errors import RequestTooLarge
 from strato.gateway import CallContext
+from strato.server.caching import cache_policy
 from strato.types import Endpoint
 
 ENDPOINTS = {
@@ -16,11 +17,11 @@ ENDPOINTS = {
     "/v1/embeddings": Endpoint.EMBEDDING,
 }
 
-TRACE_HEADER = b"x-strato-trace-id"
-
 
 class TraceContextMiddleware:
-    """Creates the request's `CallContext` (trace id, start time) and returns its id as a header."""
+    """Creates the request's `CallContext` (trace id, start time, what its headers allow the answer
+    cache) and returns its id as a header, with what the gateway has to say about the request by
+    then (cache hit, routing decision)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -29,13 +30,13 @@ class TraceContextMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return
-        ctx = CallContext()
+        ctx = CallContext(cache=cache_policy(scope.get("headers", [])))
         scope.setdefault("state", {})["strato_ctx"] = ctx
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (TRACE_HEADER, ctx.trace_id.encode())]
+                message["headers"] = [*message["headers"], *ctx.response_headers()]
             await send(message)
 
         await self.app(scope, receive, send_with_id)

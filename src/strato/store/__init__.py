@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from strato.types import Trace, TraceQuery
+from strato.types import Score, Spend, Trace, TraceQuery
 
 
 class Store(Protocol):
@@ -25,6 +25,19 @@ class Store(Protocol):
 
     def trace(self, trace_id: str) -> Trace | None:
         """The trace with this id, or with this unique id prefix (6 characters or more)."""
+        ...
+
+    def spend(self, by: str, since: float | None = None) -> list[Spend]:
+        """Requests, tokens and cost per value of `by` (model, deployment, key or user), costliest
+        first."""
+        ...
+
+    def add_scores(self, items: Sequence[Score]) -> None:
+        """Store judgements of traces (feedback, evaluations, judges) in one transaction."""
+        ...
+
+    def scores(self, name: str | None = None, trace_ids: Sequence[str] | None = None) -> list[Score]:
+        """Scores, oldest first, optionally only those named `name` or about `trace_ids`."""
         ...
 
     def close(self) -> None: ...

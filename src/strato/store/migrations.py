@@ -50,6 +50,32 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         "0003_traces_attempts",
         ["ALTER TABLE traces ADD COLUMN attempts TEXT"],
     ),
+    (
+        "0004_traces_route_cache_cost",
+        [
+            "ALTER TABLE traces ADD COLUMN route TEXT",
+            "ALTER TABLE traces ADD COLUMN cache_hit VARCHAR(16)",
+            "ALTER TABLE traces ADD COLUMN cost DOUBLE PRECISION",
+        ],
+    ),
+    (
+        "0005_scores",
+        [
+            """
+            CREATE TABLE scores (
+                id VARCHAR(64) PRIMARY KEY,
+                trace_id VARCHAR(64) NOT NULL,
+                name VARCHAR(128) NOT NULL,
+                value DOUBLE PRECISION NOT NULL,
+                source VARCHAR(64) NOT NULL,
+                comment TEXT,
+                created_at DOUBLE PRECISION NOT NULL
+            )
+            """,
+            "CREATE INDEX ix_scores_trace ON scores (trace_id)",
+            "CREATE INDEX ix_scores_name ON scores (name, created_at)",
+        ],
+    ),
 ]
 
 

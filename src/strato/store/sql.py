@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    case,
     create_engine,
     delete,
     event,
@@ -29,7 +30,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from strato.config import ConfigError
 from strato.store.migrations import migrate
-from strato.types import Endpoint, Trace, TraceQuery
+from strato.types import Endpoint, Score, Spend, Trace, TraceQuery
 
 metadata = MetaData()
 
@@ -61,7 +62,30 @@ traces = Table(
     Column("error_code", String(64)),
     Column("finish_reason", String(16)),
     Column("attempts", Text),
+    Column("route", Text),
+    Column("cache_hit", String(16)),
+    Column("cost", Float),
 )
+
+scores = Table(
+    "scores",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("trace_id", String(64), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("comment", Text),
+    Column("created_at", Float, nullable=False),
+)
+
+# The fields `spend()` can group by, as users name them.
+SPEND_GROUPS = {
+    "model": traces.c.requested_model,
+    "deployment": traces.c.deployment,
+    "key": traces.c.api_key,
+    "user": traces.c.user_id,
+}
 
 
 def normalise_url(url: str) -> str:
@@ -131,6 +155,43 @@ class SQLStore:
                 row = rows[0] if len(rows) == 1 else None
         return _from_row(row._mapping) if row is not None else None
 
+    def spend(self, by: str, since: float | None = None) -> list[Spend]:
+        column = SPEND_GROUPS[by]
+        unpriced = case((traces.c.cost.is_(None) & (traces.c.status < 400), 1), else_=0)
+        stmt = (
+            select(
+                column,
+                func.count(),
+                func.coalesce(func.sum(traces.c.prompt_tokens), 0),
+                func.coalesce(func.sum(traces.c.completion_tokens), 0),
+                func.coalesce(func.sum(traces.c.cost), 0.0),
+                func.coalesce(func.sum(unpriced), 0),
+            )
+            .group_by(column)
+            .order_by(func.coalesce(func.sum(traces.c.cost), 0.0).desc(), func.count().desc())
+        )
+        if since is not None:
+            stmt = stmt.where(traces.c.started_at >= since)
+        with self.engine.connect() as conn:
+            return [
+                Spend(row[0], int(row[1]), int(row[2]), int(row[3]), float(row[4]), int(row[5]))
+                for row in conn.execute(stmt)
+            ]
+
+    def add_scores(self, items: Sequence[Score]) -> None:
+        if items:
+            with self.engine.begin() as conn:
+                conn.execute(scores.insert(), [_score_row(s) for s in items])
+
+    def scores(self, name: str | None = None, trace_ids: Sequence[str] | None = None) -> list[Score]:
+        stmt = select(scores).order_by(scores.c.created_at)
+        if name is not None:
+            stmt = stmt.where(scores.c.name == name)
+        if trace_ids is not None:
+            stmt = stmt.where(scores.c.trace_id.in_(list(trace_ids)))
+        with self.engine.connect() as conn:
+            return [Score(**dict(row._mapping)) for row in conn.execute(stmt)]
+
     def count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(traces)).scalar_one())
@@ -182,6 +243,21 @@ def _to_row(t: Trace) -> dict[str, Any]:
         "error_code": t.error_code,
         "finish_reason": t.finish_reason,
         "attempts": json.dumps(t.attempts, ensure_ascii=False) if t.attempts else None,
+        "route": json.dumps(t.route, ensure_ascii=False) if t.route else None,
+        "cache_hit": t.cache,
+        "cost": t.cost,
+    }
+
+
+def _score_row(s: Score) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "trace_id": s.trace_id,
+        "name": s.name,
+        "value": s.value,
+        "source": s.source,
+        "comment": s.comment,
+        "created_at": s.created_at,
     }
 
 
@@ -209,6 +285,9 @@ def _from_row(row: Any) -> Trace:
         error_code=row["error_code"],
         finish_reason=row["finish_reason"],
         attempts=json.loads(row["attempts"]) if row["attempts"] else [],
+        route=json.loads(row["route"]) if row["route"] else None,
+        cache=row["cache_hit"],
+        cost=row["cost"],
     )
 
 

@@ -1,0 +1,54 @@
+"""Cache backends to run one suite against: a SQLite file, and the machine's real Redis (skipped,
+with the reason, when no Redis answers at 127.0.0.1:6379)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from strato.cache import Cache
+from strato.cache.redis import RedisCache
+from strato.cache.sqlite import SQLiteCache
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test's own on the machine's Redis, its keys deleted afterwards."""
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        pytest.skip(f"Redis is not reachable at {REDIS_URL} ({exc}); the Redis cache tests need it")
+    prefix = f"strato-test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Cache]:
+    """An empty cache backend: a SQLite file, or a prefix of its own on a real Redis."""
+    cache: Cache
+    if request.param == "sqlite":
+        cache = SQLiteCache(tmp_path / "cache.db")
+    else:
+        cache = RedisCache(REDIS_URL, request.getfixturevalue("redis_prefix"))
+    yield cache
+    await cache.aclose()
+
+
+@pytest.fixture
+def second_backend(request: pytest.FixtureRequest, backend: Cache, tmp_path: Path) -> Cache:
+    """Another process's view of the same storage as `backend` (its own in-memory indexes)."""
+    if isinstance(backend, SQLiteCache):
+        return SQLiteCache(backend.path)
+    assert isinstance(backend, RedisCache)
+    return RedisCache(REDIS_URL, backend.prefix)

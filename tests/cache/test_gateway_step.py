@@ -1,0 +1,85 @@
+"""The cache step inside the gateway, with the tests' real upstream: scopes keep tenants apart, a
+cache that cannot be reached is skipped, and the configuration is checked when the gateway is built."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from strato.config import ConfigError, Settings, load_settings
+from strato.gateway import CallContext, Gateway, build_gateway
+from strato.types import GenerationRequest, Message, SamplingParams
+from tests.support.upstream import Upstream, free_port
+
+
+@pytest.fixture
+async def gateways(tmp_path: Path, upstream: Upstream) -> AsyncIterator[Callable[..., Gateway]]:
+    built: list[Gateway] = []
+
+    def make(**cache: Any) -> Gateway:
+        remote = {"provider": "openai", "base_url": upstream.base_url, "upstream_model": "echo"}
+        settings = Settings.model_validate(
+            {
+                "store": {"data_dir": str(tmp_path), "flush_interval": 0.05},
+                "models": [{"name": "echo", **remote}],
+                "cache": {"models": {"echo": {"mode": "exact"}}, **cache},
+            }
+        )
+        gateway = build_gateway(settings)
+        built.append(gateway)
+        return gateway
+
+    yield make
+    for gateway in built:
+        await gateway.aclose()
+
+
+def ask(question: str) -> GenerationRequest:
+    return GenerationRequest(model="echo", messages=(Message("user", question),), params=SamplingParams())
+
+
+async def answer(gateway: Gateway, question: str, api_key: str | None = None) -> tuple[str, str]:
+    ctx = CallContext(api_key=api_key)
+    result = await gateway.generate(ask(question), ctx)
+    return ctx.headers["x-strato-cache"], result.text
+
+
+async def test_tenants_are_kept_apart(gateways: Callable[..., Gateway], upstream: Upstream) -> None:
+    gateway = gateways()
+    before = upstream.calls
+    assert await answer(gateway, "What is our revenue?", "key-a") == ("miss", "echo: What is our revenue?")
+    assert (await answer(gateway, "What is our revenue?", "key-a"))[0] == "hit-exact"
+    assert (await answer(gateway, "What is our revenue?", "key-b"))[0] == "miss"
+    assert (await answer(gateway, "What is our revenue?"))[0] == "miss"  # no key: a scope of its own
+    assert upstream.calls == before + 3
+
+
+async def test_a_cache_that_cannot_be_reached_is_skipped(
+    gateways: Callable[..., Gateway], upstream: Upstream
+) -> None:
+    gateway = gateways(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    before = upstream.calls
+    for _ in range(2):
+        assert await answer(gateway, "Are you there?") == ("skip", "echo: Are you there?")
+    assert upstream.calls == before + 2
+
+
+def test_the_configuration_is_checked_when_the_gateway_is_built(
+    gateways: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match=r"cache.models: 'nope' is not a configured chat"):
+        gateways(models={"nope": {"mode": "exact"}})
+    with pytest.raises(ConfigError, match=r"cache.semantic.embedder: 'all-minilm-l6-v2' is not"):
+        gateways(models={"echo": {"mode": "semantic"}})
+
+
+def test_redis_is_picked_by_the_environment_and_off_reads_as_a_mode(tmp_path: Path) -> None:
+    config = tmp_path / "strato.yaml"
+    config.write_text("cache:\n  mode: off\n  models:\n    smollm2-135m-instruct: {mode: semantic}\n")
+    settings = load_settings(config, environ={"STRATO_REDIS_URL": "redis://127.0.0.1:6379/2"})
+    assert settings.cache.redis_url == "redis://127.0.0.1:6379/2"
+    assert settings.cache.mode == "off"
+    assert settings.cache.models["smollm2-135m-instruct"].mode == "semantic"
