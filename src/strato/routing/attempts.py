@@ -8,9 +8,12 @@ that inherits the context) add to the same notes.
 
 from __future__ import annotations
 
+import time
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from strato.errors import StratoError
 
 _current: ContextVar[Notes | None] = ContextVar("strato_routing_notes", default=None)
 
@@ -65,6 +68,20 @@ def record(attempt: Attempt) -> None:
     notes = _current.get()
     if notes is not None:
         notes.attempts.append(attempt)
+
+
+def record_call(deployment: str, provider: str, started: float, error: StratoError | None) -> None:
+    """Record one call to `deployment` that began at `started` (time.perf_counter())."""
+    record(
+        Attempt(
+            deployment=deployment,
+            provider=provider,
+            status=200 if error is None else error.status,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            error_code=None if error is None else error.code,
+            error=None if error is None else error.message,
+        )
+    )
 
 
 def decide(decision: Decision) -> None:

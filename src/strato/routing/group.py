@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from strato.config import ConfigError, ModelEntry
 from strato.errors import ContextLengthExceeded, StratoError, UpstreamTimeout
 from strato.providers import Provider, Shared
-from strato.routing.attempts import Attempt, record
+from strato.routing.attempts import record_call
 from strato.routing.health import Health
 from strato.routing.strategies import Strategy, order
 from strato.types import Chunk, Generation, GenerationRequest, ModelInfo, ModelKind, Price
@@ -253,7 +253,7 @@ class ModelGroup:
             except StratoError as exc:
                 health.end()
                 (health.failure if _retryable(exc) else health.neutral)()
-                _record(name, provider, started, exc)
+                record_call(name, provider.info().provider, started, exc)
                 last = retry == self.options.retries
                 if not _retryable(exc) or last or not health.available():
                     raise
@@ -267,7 +267,7 @@ class ModelGroup:
                 health.neutral()
                 raise
             health.success(time.perf_counter() - started)
-            _record(name, provider, started, None)
+            record_call(name, provider.info().provider, started, None)
             if isinstance(result, _Replay):
                 result.on_close = health.end  # a stream stays in flight until it ends
                 result.on_usage = health.used
@@ -308,19 +308,6 @@ async def _within(seconds: float | None, name: str, work: Awaitable[T]) -> T:
 
 def _retryable(exc: StratoError) -> bool:
     return exc.status == 429 or exc.status >= 500
-
-
-def _record(name: str, provider: Provider, started: float, exc: StratoError | None) -> None:
-    record(
-        Attempt(
-            deployment=name,
-            provider=provider.info().provider,
-            status=200 if exc is None else exc.status,
-            latency_ms=round((time.perf_counter() - started) * 1000, 3),
-            error_code=None if exc is None else exc.code,
-            error=None if exc is None else exc.message,
-        )
-    )
 
 
 async def _generate(provider: Provider, request: GenerationRequest) -> Generation:

@@ -13,19 +13,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncGenerator
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from strato.config import ConfigError, ModelEntry
 from strato.errors import StratoError
 from strato.providers import Embedder, Provider, Shared
-from strato.routing.attempts import Attempt, Decision, decide, record
-from strato.routing.group import ModelGroup
+from strato.routing.attempts import Decision, decide, record_call
+from strato.routing.group import Call, ModelGroup
 from strato.routing.learned import Classifier, LearnedOptions, embed_texts, resolve_embedder
 from strato.routing.rules import Prompt, Role, Rule, RuleOptions, first_match
 from strato.types import Chunk, Generation, GenerationRequest, ModelInfo, ModelKind
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class RouterOptions(BaseModel):
@@ -141,48 +143,28 @@ class Router:
             return None
 
     async def generate(self, request: GenerationRequest) -> Generation:
-        provider, name = await self._route(request)
-        started = time.perf_counter()
-        try:
-            result = await provider.generate(request)
-        except StratoError as exc:
-            self._record(name, provider, started, exc)
-            raise
-        self._record(name, provider, started, None)
-        return result
+        return await self._serve(request, _generate)
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
-        provider, name = await self._route(request)
-        started = time.perf_counter()
-        try:
-            chunks = await provider.stream(request)
-        except StratoError as exc:
-            self._record(name, provider, started, exc)
-            raise
-        self._record(name, provider, started, None)
-        return chunks
+        return await self._serve(request, _stream)
 
-    async def _route(self, request: GenerationRequest) -> tuple[Provider, str]:
+    async def _serve(self, request: GenerationRequest, call: Call[T]) -> T:
+        """Decide, then call the target. A plain model as target is one call, recorded as a group's
+        deployment would be (so the trace names the model that answered, and is priced at its
+        price); groups and routers record their own calls."""
         decision = await self.choose(request)
         decide(decision)
-        return self.shared.generator(decision.target), decision.target
-
-    def _record(self, name: str, provider: Provider, started: float, exc: StratoError | None) -> None:
-        """A plain model as target is one call, recorded as a group's deployment would be (so the
-        trace names the model that answered, and is priced at its price). Groups and routers
-        record their own calls."""
+        provider = self.shared.generator(decision.target)
         if isinstance(provider, ModelGroup | Router):
-            return
-        record(
-            Attempt(
-                deployment=name,
-                provider=provider.info().provider,
-                status=200 if exc is None else exc.status,
-                latency_ms=round((time.perf_counter() - started) * 1000, 3),
-                error_code=None if exc is None else exc.code,
-                error=None if exc is None else exc.message,
-            )
-        )
+            return await call(provider, request)
+        started = time.perf_counter()
+        try:
+            result = await call(provider, request)
+        except StratoError as exc:
+            record_call(decision.target, provider.info().provider, started, exc)
+            raise
+        record_call(decision.target, provider.info().provider, started, None)
+        return result
 
     async def aclose(self) -> None:
         """The targets are models of their own, closed with the model table; an embedder the
@@ -190,3 +172,11 @@ class Router:
         if self._owns_embedder and self._embedder is not None:
             await self._embedder.aclose()
         self._embedder = None
+
+
+async def _generate(provider: Provider, request: GenerationRequest) -> Generation:
+    return await provider.generate(request)
+
+
+async def _stream(provider: Provider, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
+    return await provider.stream(request)
