@@ -51,13 +51,7 @@ async def gateways(tmp_path: Path) -> AsyncIterator[Callable[..., Gateway]]:
 
 
 def remote(name: str, upstream: Upstream, behaviour: str = "echo", **options: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "provider": "openai",
-        "base_url": upstream.base_url,
-        "upstream_model": behaviour,
-        **options,
-    }
+    return upstream.model(name, behaviour, **options)
 
 
 def ask(model: str) -> GenerationRequest:

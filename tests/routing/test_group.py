@@ -38,29 +38,8 @@ def upstreams() -> Iterator[list[Upstream]]:
         upstream.stop()
 
 
-@pytest.fixture
-async def tables() -> AsyncIterator[Callable[..., ModelTable]]:
-    built: list[ModelTable] = []
-
-    def make(*entries: dict[str, Any]) -> ModelTable:
-        table = build_models([ModelEntry.model_validate(e) for e in entries])
-        built.append(table)
-        return table
-
-    yield make
-    for table in built:
-        await table.aclose()
-
-
 def remote(name: str, upstream: Upstream, behaviour: str = "echo", **options: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "provider": "openai",
-        "base_url": upstream.base_url,
-        "upstream_model": behaviour,
-        "timeout": 2,
-        **options,
-    }
+    return upstream.model(name, behaviour, **options)
 
 
 def group(name: str, deployments: list[Any], **options: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ router's behaviour on held-out prompts."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,20 +104,6 @@ def gateway(
 def client(gateway: GatewayProcess) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0, timeout=60) as sdk:
         yield sdk
-
-
-@pytest.fixture
-async def tables() -> AsyncIterator[Callable[..., ModelTable]]:
-    built: list[ModelTable] = []
-
-    def make(*entries: dict[str, Any]) -> ModelTable:
-        table = build_models([ModelEntry.model_validate(e) for e in entries])
-        built.append(table)
-        return table
-
-    yield make
-    for table in built:
-        await table.aclose()
 
 
 def ask(text: str, model: str = "auto") -> GenerationRequest:

@@ -104,6 +104,11 @@ class Upstream(LocalServer):
             {"object": "list", "data": data, "usage": {"prompt_tokens": 3, "total_tokens": 3}}
         )
 
+    def model(self, name: str, behaviour: str = "echo", **options: Any) -> dict[str, Any]:
+        """A strato model entry (`provider: openai`) served by this upstream with `behaviour`."""
+        entry = {"name": name, "provider": "openai", "base_url": self.base_url, "upstream_model": behaviour}
+        return {**entry, "timeout": 2, **options}
+
     @property
     def calls(self) -> int:
         return len(self.requests)
