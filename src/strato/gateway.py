@@ -15,10 +15,13 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
+from strato.auth import Authority, Grant, KeyStore
 from strato.cache import CachePolicy
 from strato.cache.answers import AnswerCache, Lookup, open_answer_cache, replay
-from strato.config import Settings
+from strato.config import GuardsSettings, Settings
 from strato.errors import ClientDisconnected, StratoError
+from strato.guards.pii import PIIGuard
+from strato.guards.step import Guarded, guard_input
 from strato.observe.metrics import GatewayMetrics
 from strato.observe.recorder import TraceRecorder
 from strato.providers.registry import ModelTable, build_models
@@ -48,7 +51,9 @@ class CallContext:
     trace_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started_at: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
-    api_key: str | None = None
+    api_key: str | None = None  # the caller's key id once the auth step ran (never the secret)
+    credential: str | None = None  # the bearer secret the request presented; never stored
+    grant: Grant | None = None  # what the auth step let through: the key and the budget it holds
     recorded: bool = False  # set once the trace has been handed to the recorder
     notes: Notes = field(default_factory=Notes)  # what routing did: attempts, a router's decision
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers (x-strato-*)
@@ -73,11 +78,15 @@ class Gateway:
         recorder: TraceRecorder,
         metrics: GatewayMetrics,
         cache: AnswerCache | None = None,
+        auth: Authority | None = None,
+        pii_guard: PIIGuard | None = None,
     ) -> None:
         self.models = models
         self.recorder = recorder
         self.metrics = metrics
         self.cache = cache or AnswerCache.off()
+        self.auth = auth or Authority.off()
+        self.pii_guard = pii_guard or PIIGuard(GuardsSettings())
 
     def list_models(self) -> list[ModelInfo]:
         return self.models.infos()
@@ -91,12 +100,16 @@ class Gateway:
         """Stop the providers, then store every trace still queued."""
         await self.models.aclose()
         await self.cache.aclose()
+        self.auth.close()
         self.recorder.close()
         self.recorder.store.close()
 
     async def generate(self, request: GenerationRequest, ctx: CallContext) -> Generation:
         trace = self._begin(ctx, request.endpoint, request.model, _request_record(request), request.user)
         try:
+            self._auth_step(request, ctx, trace)
+            guarded = self._input_guards_step(request, trace)
+            request = guarded.request
             lookup = await self._cache_step(request, ctx, trace)
             result = lookup.answer
             if result is None:
@@ -114,13 +127,16 @@ class Gateway:
         trace.cached_tokens = result.usage.cached_tokens
         self._finish(trace, ctx)
         await self.cache.store(lookup, result)
-        return result
+        return guarded.answer(result)
 
     async def stream(self, request: GenerationRequest, ctx: CallContext) -> AsyncGenerator[Chunk, None]:
         """Start a streamed answer. Errors known before the first token are raised here."""
         trace = self._begin(ctx, request.endpoint, request.model, _request_record(request), request.user)
         trace.stream = True
         try:
+            self._auth_step(request, ctx, trace)
+            guarded = self._input_guards_step(request, trace)
+            request = guarded.request
             lookup = await self._cache_step(request, ctx, trace)
             if lookup.answer is not None:
                 chunks = replay(lookup.answer)
@@ -130,12 +146,13 @@ class Gateway:
                 chunks = self.cache.remember(lookup, await provider.stream(request))
         except BaseException as exc:
             raise self._fail(trace, ctx, exc) from None
-        return self._traced(chunks, trace, ctx)
+        return guarded.chunks(self._traced(chunks, trace, ctx))
 
     async def embed(self, request: EmbeddingRequest, ctx: CallContext) -> Embeddings:
         record = {"input": list(request.inputs)}
         trace = self._begin(ctx, Endpoint.EMBEDDING, request.model, record, request.user)
         try:
+            self._auth_step(request, ctx, trace)
             embedder = self.models.embedder(request.model)
             trace.deployment, trace.provider = request.model, embedder.info().provider
             with self._in_flight(request.model):
@@ -145,6 +162,28 @@ class Gateway:
         trace.prompt_tokens = result.usage.prompt_tokens
         self._finish(trace, ctx)
         return result
+
+    def _input_guards_step(self, request: GenerationRequest, trace: Trace) -> Guarded:
+        """The input guards step: block (400 `guard_blocked:<guard>`) or redact. The trace keeps the
+        request as the model saw it, and the guards' decisions under `request.guards`."""
+        guarded = guard_input(self.pii_guard, request)
+        if guarded.decisions:
+            trace.request = {**_request_record(guarded.request), **guarded.record()}
+        guarded.raise_if_blocked()
+        return guarded
+
+    def _auth_step(
+        self, request: GenerationRequest | EmbeddingRequest, ctx: CallContext, trace: Trace
+    ) -> None:
+        """The auth step: who is calling (their key's id becomes `ctx.api_key`), whether the key may
+        use this model now, and a hold on its budget for the worst-case cost, settled in `_finish`."""
+        key = self.auth.authenticate(ctx.credential)
+        if key is None:
+            return  # no master key: the API is open (and strato listens on loopback only)
+        ctx.api_key = trace.api_key = key.id  # refusals below are traced under the key too
+        provider = self.models.generators.get(request.model)
+        context = provider.info().context_length if provider is not None else None
+        ctx.grant = self.auth.admit(key, request, self.models.price(request.model), context)
 
     async def _cache_step(self, request: GenerationRequest, ctx: CallContext, trace: Trace) -> Lookup:
         """The cache step: a stored answer to this request (semantic mode: to a paraphrase of it).
@@ -213,6 +252,8 @@ class Gateway:
         price = self.models.price(trace.deployment) if trace.cache is None else Price()
         if price is not None:
             trace.cost = price.cost(trace.prompt_tokens, trace.completion_tokens)
+        self.auth.settle(ctx.grant, trace.prompt_tokens + trace.completion_tokens, trace.cost)
+        ctx.grant = None  # settled once, however the request ended
         ctx.recorded = True
         trace.ended_at = time.time()
         trace.latency_ms = _ms_since(ctx.started)
@@ -299,8 +340,11 @@ def build_gateway(settings: Settings) -> Gateway:
         local_price = Price(settings.engine.input_cost, settings.engine.output_cost)
         models = build_models(settings.models, settings.engine.memory_budget_mb, local_price)
         cache = open_answer_cache(settings.cache, settings.store.data_dir.expanduser(), models)
+        master = settings.server.master_key
+        keys = KeyStore.open(settings.store.resolved_url()) if settings.server.admin_keys() else None
     except BaseException:
         recorder.close()
         store.close()
         raise
-    return Gateway(models, recorder, GatewayMetrics(), cache)
+    guard = PIIGuard(settings.guards)
+    return Gateway(models, recorder, GatewayMetrics(), cache, Authority(master, keys), guard)

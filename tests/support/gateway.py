@@ -33,7 +33,7 @@ class GatewayProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> GatewayProcess:
+    def start(self, extra: list[str] | None = None) -> GatewayProcess:
         cmd = [
             sys.executable,
             "-m",
@@ -43,6 +43,7 @@ class GatewayProcess:
             str(self.config),
             "--port",
             str(self.port),
+            *(extra or []),
         ]
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+import sys
 from typing import Annotated
 
 import typer
@@ -27,6 +29,13 @@ def serve(
         settings.server.host = host
     if port is not None:
         settings.server.port = port
+    if not settings.server.master_key and not is_loopback(settings.server.host):
+        typer.echo(
+            f"strato: error: refusing to listen on {settings.server.host} without a master key; "
+            "set STRATO_MASTER_KEY (server.master_key) or listen on 127.0.0.1",
+            err=True,
+        )
+        sys.exit(2)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     gateway = build_gateway(settings)
@@ -34,6 +43,12 @@ def serve(
     names = ", ".join(info.name for info in gateway.list_models())
     typer.echo(f"strato: serving {names} on http://{settings.server.host}:{settings.server.port}/v1")
     typer.echo(f"strato: traces go to {settings.store.resolved_url()}")
+    if settings.server.master_key:
+        typer.echo("strato: auth is on: /v1 needs the master key or a virtual key (strato keys create)")
+    else:
+        typer.echo(
+            "strato: auth is off (no STRATO_MASTER_KEY): anyone who can reach this address may call it"
+        )
     uvicorn.run(
         app,
         host=settings.server.host,
@@ -42,3 +57,13 @@ def serve(
         access_log=settings.server.access_log,
         timeout_graceful_shutdown=30,
     )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is only reachable from this machine (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -1,6 +1,7 @@
 """Admin API: add and remove models while the gateway runs (LiteLLM's `/model/new` and
 `/model/delete`). This is how a LoRA adapter is attached to a local base model under its own name,
-and detached again. Guarded by `server.admin_key`; without one the admin API is off."""
+and detached again. Guarded by the master key (`server.master_key`, or the older `server.admin_key`);
+without one the admin API is off."""
 
 from __future__ import annotations
 
@@ -25,13 +26,15 @@ class Forbidden(StratoError):
     code = "admin_forbidden"
 
 
-def _admin(request: Request) -> Gateway:
-    key: str | None = request.app.state.settings.server.admin_key
-    if not key:
-        raise Forbidden("the admin API is off; set server.admin_key in the configuration to use it")
+def admin_gateway(request: Request) -> Gateway:
+    """The gateway, once the request has shown the master key (or the older `admin_key`)."""
+    keys: list[str] = request.app.state.settings.server.admin_keys()
+    if not keys:
+        raise Forbidden("the admin API is off; set STRATO_MASTER_KEY (server.master_key) to use it")
     given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if not secrets.compare_digest(given.encode(), key.encode()):
-        raise Forbidden("a valid admin key is required (Authorization: Bearer <server.admin_key>)")
+    # Compare with every key, so the time taken does not say which one nearly matched.
+    if not sum(secrets.compare_digest(given.encode(), key.encode()) for key in keys):
+        raise Forbidden("a valid admin key is required (Authorization: Bearer <master key>)")
     gateway: Gateway = request.app.state.gateway
     return gateway
 
@@ -39,7 +42,7 @@ def _admin(request: Request) -> Gateway:
 @router.post("/models", status_code=201)
 async def add_model(request: Request, body: dict[str, Any]) -> JSONResponse:
     """Serve a new model entry, in the same shape as an entry of `models:` in strato.yaml."""
-    gateway = _admin(request)
+    gateway = admin_gateway(request)
     try:
         entry = ModelEntry.model_validate(body)
         gateway.models.add(entry)
@@ -54,5 +57,5 @@ async def add_model(request: Request, body: dict[str, Any]) -> JSONResponse:
 @router.delete("/models/{name}")
 async def remove_model(name: str, request: Request) -> Response:
     """Stop serving `name`; requests already running finish first."""
-    await _admin(request).models.remove(name)
+    await admin_gateway(request).models.remove(name)
     return JSONResponse({"id": name, "object": "model", "deleted": True})

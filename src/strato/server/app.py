@@ -13,6 +13,8 @@ from strato.config import Settings
 from strato.gateway import Gateway
 from strato.server.admin import router as admin_router
 from strato.server.errors import install_error_handlers
+from strato.server.guards import router as guards_router
+from strato.server.keys import router as keys_router
 from strato.server.middleware import BodyLimitMiddleware, TraceContextMiddleware
 from strato.server.routes import router
 
@@ -32,6 +34,8 @@ def create_app(settings: Settings, gateway: Gateway) -> FastAPI:
     app.state.started = int(time.time())
     app.include_router(router)
     app.include_router(admin_router)
+    app.include_router(keys_router)
+    app.include_router(guards_router)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.server.max_body_bytes)
     app.add_middleware(TraceContextMiddleware)

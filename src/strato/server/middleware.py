@@ -30,7 +30,8 @@ class TraceContextMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return
-        ctx = CallContext(cache=cache_policy(scope.get("headers", [])))
+        headers = scope.get("headers", [])
+        ctx = CallContext(cache=cache_policy(headers), credential=bearer_token(headers))
         scope.setdefault("state", {})["strato_ctx"] = ctx
 
         async def send_with_id(message: Message) -> None:
@@ -40,6 +41,15 @@ class TraceContextMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The key of an `Authorization: Bearer <key>` header, None when there is none."""
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").strip().partition(" ")
+            return token.strip() or None if scheme.lower() == "bearer" else None
+    return None
 
 
 class BodyLimitMiddleware:

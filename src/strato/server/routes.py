@@ -59,6 +59,7 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
 
 @router.get("/v1/models")
 async def list_models(request: Request) -> JSONResponse:
+    _gateway(request).auth.authenticate(_ctx(request).credential)
     return JSONResponse(models_body(_gateway(request).list_models(), request.app.state.started))
 
 

@@ -76,6 +76,31 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "CREATE INDEX ix_scores_name ON scores (name, created_at)",
         ],
     ),
+    (
+        "0006_api_keys",
+        [
+            """
+            CREATE TABLE api_keys (
+                id VARCHAR(64) PRIMARY KEY,
+                name VARCHAR(256) NOT NULL,
+                secret_hash VARCHAR(64) NOT NULL UNIQUE,
+                models TEXT,
+                budget_daily DOUBLE PRECISION,
+                budget_monthly DOUBLE PRECISION,
+                rpm INTEGER,
+                tpm INTEGER,
+                expires_at DOUBLE PRECISION,
+                team VARCHAR(256),
+                metadata TEXT,
+                created_at DOUBLE PRECISION NOT NULL,
+                rotated_at DOUBLE PRECISION,
+                revoked_at DOUBLE PRECISION
+            )
+            """,
+            # A key's spend this day or month is summed from its traces.
+            "CREATE INDEX ix_traces_key_started ON traces (api_key, started_at)",
+        ],
+    ),
 ]
 
 

@@ -1,0 +1,185 @@
+"""The auth step of the request path: who is calling, may they call this model now, and a hold on
+their budget for the request's worst-case cost until its real cost is known."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from strato.auth.keys import KeyStore, VirtualKey
+from strato.auth.limits import InProcessLedger, Ledger, Limiter, SlidingWindowLimiter, retry_after
+from strato.errors import StratoError
+from strato.types import EmbeddingRequest, GenerationRequest, Price
+
+MASTER_KEY_ID = "master"  # what traces show as the key of requests made with the master key
+LOOKUP_TTL = 2.0  # seconds a key lookup is reused: revocations reach a running server this fast
+DEFAULT_COMPLETION = 4096  # worst-case completion tokens when neither max_tokens nor a context is known
+
+
+class InvalidApiKey(StratoError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class ModelNotAllowed(StratoError):
+    status = 403
+    type = "permission_error"
+    code = "model_not_allowed"
+
+
+class RateLimited(StratoError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class BudgetExceeded(StratoError):
+    status = 429
+    type = "insufficient_quota"
+    code = "budget_exceeded"
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A request let through: by which key and the budget it holds."""
+
+    key_id: str
+    key: VirtualKey | None = None
+    reserved: float = 0.0
+
+
+MASTER = VirtualKey(MASTER_KEY_ID, "master key")  # no model list, no limits, no budget
+
+
+class Authority:
+    """Checks every request when a master key is set; lets everything through when none is."""
+
+    def __init__(
+        self,
+        master_key: str | None,
+        keys: KeyStore | None,
+        limiter: Limiter | None = None,
+        ledger: Ledger | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.master_key = master_key
+        self.keys = keys
+        self.limiter = limiter or SlidingWindowLimiter()
+        self.ledger = ledger or InProcessLedger(keys.spent if keys is not None else lambda _id, _since: 0.0)
+        self.clock = clock
+        self._found: dict[str, tuple[float, VirtualKey | None]] = {}
+
+    @classmethod
+    def off(cls) -> Authority:
+        return cls(None, None)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.master_key)
+
+    def authenticate(self, credential: str | None) -> VirtualKey | None:
+        """The caller's key (`MASTER` for the master key); raises 401 for anything else. None when
+        auth is off (no master key)."""
+        if not self.master_key:
+            return None
+        if not credential:
+            raise InvalidApiKey(
+                "You didn't provide an API key. Send it as a bearer token (Authorization: Bearer <key>)."
+            )
+        if secrets.compare_digest(credential.encode(), self.master_key.encode()):
+            return MASTER
+        key = self._lookup(credential)
+        now = self.clock()
+        if key is None or key.revoked_at is not None:
+            raise InvalidApiKey(f"Incorrect API key provided: {_masked(credential)}.")
+        if key.expired(now):
+            raise InvalidApiKey(f"The API key {key.id} has expired.")
+        return key
+
+    def admit(
+        self,
+        key: VirtualKey,
+        request: GenerationRequest | EmbeddingRequest,
+        price: Price | None,
+        context_length: int | None,
+    ) -> Grant:
+        """Check an authenticated key's models, rate limits and budgets, holding the request's
+        worst-case cost against the budgets. Raises 403 or 429."""
+        if key is MASTER:
+            return Grant(key.id)
+        if key.models is not None and request.model not in key.models:
+            allowed = ", ".join(key.models) or "none"
+            raise ModelNotAllowed(
+                f"This API key may not use the model {request.model!r} (allowed: {allowed}).", param="model"
+            )
+        now = self.clock()
+        wait = self.limiter.admit(key, now)
+        if wait is not None:
+            raise RateLimited(
+                f"Rate limit reached for API key {key.id} ({_limits(key)}). Try again in "
+                f"{retry_after(wait)}s.",
+                headers={"retry-after": retry_after(wait)},
+            )
+        reserved = worst_case_cost(request, price, context_length)
+        wait = self.ledger.reserve(key, reserved, now)
+        if wait is not None:
+            raise BudgetExceeded(
+                f"API key {key.id} has reached its budget ({_budgets(key)}).",
+                headers={"retry-after": retry_after(wait)},
+            )
+        return Grant(key.id, key, reserved)
+
+    def settle(self, grant: Grant | None, tokens: int, cost: float | None) -> None:
+        """The request is over: count its tokens and replace its hold with its real cost."""
+        if grant is None or grant.key is None:
+            return
+        now = self.clock()
+        self.limiter.record(grant.key, tokens, now)
+        self.ledger.settle(grant.key, grant.reserved, cost or 0.0, now)
+
+    def close(self) -> None:
+        if self.keys is not None:
+            self.keys.close()
+
+    def _lookup(self, secret: str) -> VirtualKey | None:
+        assert self.keys is not None
+        now = time.monotonic()
+        cached = self._found.get(secret)
+        if cached is not None and now - cached[0] < LOOKUP_TTL:
+            return cached[1]
+        key = self.keys.find(secret)
+        if len(self._found) > 10_000:  # bounded: random wrong secrets must not grow it forever
+            self._found.clear()
+        self._found[secret] = (now, key)
+        return key
+
+
+def worst_case_cost(
+    request: GenerationRequest | EmbeddingRequest, price: Price | None, context_length: int | None
+) -> float:
+    """The most a request can cost: its prompt estimated at 4 bytes a token, plus `max_tokens` (else
+    the model's context, else DEFAULT_COMPLETION) generated tokens. 0 for an unpriced model."""
+    if price is None:
+        return 0.0
+    if isinstance(request, EmbeddingRequest):
+        return price.cost(sum(len(t.encode()) for t in request.inputs) // 4 + 1, 0)
+    text = request.prompt or "".join(str(m.content) for m in request.messages or ())
+    prompt_tokens = len(text.encode()) // 4 + 1
+    completion = request.params.max_tokens or context_length or DEFAULT_COMPLETION
+    return price.cost(prompt_tokens, completion)
+
+
+def _masked(secret: str) -> str:
+    return f"{secret[:8]}***{secret[-4:]}" if len(secret) > 12 else "***"
+
+
+def _limits(key: VirtualKey) -> str:
+    return ", ".join(f"{n} {v}" for n, v in (("rpm", key.rpm), ("tpm", key.tpm)) if v is not None)
+
+
+def _budgets(key: VirtualKey) -> str:
+    parts = (("daily", key.budget_daily), ("monthly", key.budget_monthly))
+    return ", ".join(f"{n} ${v:g}" for n, v in parts if v is not None)

@@ -1,0 +1,214 @@
+"""Virtual API keys: what a key may do, and their table. Only the sha256 of a secret is stored; the
+secret itself is shown once, when the key is created or rotated."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import Column, Engine, Float, Integer, MetaData, String, Table, Text, func, select, update
+
+from strato.store.sql import SQLStore, traces
+
+SECRET_PREFIX = "sk-strato-"
+
+metadata = MetaData()
+
+# Mirrors the schema migration 0006 creates; used for queries, never to create tables.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("models", Text),
+    Column("budget_daily", Float),
+    Column("budget_monthly", Float),
+    Column("rpm", Integer),
+    Column("tpm", Integer),
+    Column("expires_at", Float),
+    Column("team", String(256)),
+    Column("metadata", Text),
+    Column("created_at", Float, nullable=False),
+    Column("rotated_at", Float),
+    Column("revoked_at", Float),
+)
+
+
+class KeySpec(BaseModel):
+    """What a new key may do: the body of `POST /admin/keys` and the options of `strato keys create`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Who or what the key is for.")
+    models: list[str] | None = Field(None, description="Models the key may call. Unset: all.")
+    budget_daily: float | None = Field(None, gt=0, description="USD the key may spend per UTC day.")
+    budget_monthly: float | None = Field(None, gt=0, description="USD the key may spend per UTC month.")
+    rpm: int | None = Field(None, gt=0, description="Requests per minute.")
+    tpm: int | None = Field(None, gt=0, description="Tokens (prompt + completion) per minute.")
+    expires: str | float | None = Field(
+        None, description="When the key stops working: 30d, 12h, 2w, a date (2026-12-31) or epoch seconds."
+    )
+    team: str | None = Field(None, description="A team name, for grouping.")
+    metadata: dict[str, str] = Field(default_factory=dict, description="Free-form labels.")
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualKey:
+    id: str
+    name: str
+    models: tuple[str, ...] | None = None
+    budget_daily: float | None = None
+    budget_monthly: float | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    expires_at: float | None = None
+    team: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    created_at: float = 0.0
+    rotated_at: float | None = None
+    revoked_at: float | None = None
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["models"] = list(self.models) if self.models is not None else None
+        return data
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def parse_expiry(value: str | float | None, now: float) -> float | None:
+    """`--expires` as epoch seconds: a period from now (30d, 12h, 2w, 90m) or a local date/time."""
+    if value is None or isinstance(value, int | float):
+        return value
+    found = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", value.strip())
+    if found:
+        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[found.group(2)]
+        return now + float(found.group(1)) * unit
+    try:
+        return datetime.fromisoformat(value).astimezone().timestamp()
+    except ValueError:
+        raise ValueError(f"expires {value!r}: use 30d, 12h, 2w or a date like 2026-12-31") from None
+
+
+class KeyStore:
+    """The `api_keys` table, in the same database as the traces (so the CLI and a running server share
+    it). Thread-safe: every call takes its own connection."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> KeyStore:
+        """Connect and apply pending migrations."""
+        return cls(SQLStore.open(url).engine)
+
+    def create(self, spec: KeySpec, now: float | None = None) -> tuple[VirtualKey, str]:
+        """A new key and its secret (the only time the secret exists outside the caller)."""
+        now = time.time() if now is None else now
+        key_id, secret = f"key-{secrets.token_hex(6)}", _new_secret()
+        row = {
+            "id": key_id,
+            "name": spec.name,
+            "secret_hash": hash_secret(secret),
+            "models": json.dumps(spec.models) if spec.models is not None else None,
+            "budget_daily": spec.budget_daily,
+            "budget_monthly": spec.budget_monthly,
+            "rpm": spec.rpm,
+            "tpm": spec.tpm,
+            "expires_at": parse_expiry(spec.expires, now),
+            "team": spec.team,
+            "metadata": json.dumps(spec.metadata) if spec.metadata else None,
+            "created_at": now,
+        }
+        with self.engine.begin() as conn:
+            conn.execute(api_keys.insert(), row)
+        return _from_row(row), secret
+
+    def find(self, secret: str) -> VirtualKey | None:
+        """The key whose secret this is (revoked and expired ones included; the caller decides)."""
+        stmt = select(api_keys).where(api_keys.c.secret_hash == hash_secret(secret))
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        return _from_row(row._mapping) if row is not None else None
+
+    def get(self, key_id: str) -> VirtualKey | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+        return _from_row(row._mapping) if row is not None else None
+
+    def list(self, include_revoked: bool = False) -> list[VirtualKey]:
+        stmt = select(api_keys).order_by(api_keys.c.created_at)
+        if not include_revoked:
+            stmt = stmt.where(api_keys.c.revoked_at.is_(None))
+        with self.engine.connect() as conn:
+            return [_from_row(row._mapping) for row in conn.execute(stmt)]
+
+    def revoke(self, key_id: str, now: float | None = None) -> VirtualKey | None:
+        """Revoke a live key; None when there is no such key (or it was revoked already)."""
+        stmt = update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        with self.engine.begin() as conn:
+            changed = conn.execute(stmt.values(revoked_at=time.time() if now is None else now)).rowcount
+        return self.get(key_id) if changed else None
+
+    def rotate(self, key_id: str, now: float | None = None) -> tuple[VirtualKey, str] | None:
+        """A new secret for a live key (same id and settings); the old secret stops working."""
+        secret = _new_secret()
+        stmt = update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        values = {"secret_hash": hash_secret(secret), "rotated_at": time.time() if now is None else now}
+        with self.engine.begin() as conn:
+            changed = conn.execute(stmt.values(**values)).rowcount
+        key = self.get(key_id) if changed else None
+        return (key, secret) if key is not None else None
+
+    def spent(self, key_id: str, since: float) -> float:
+        """USD the key's recorded requests cost since `since` (its traces' cost)."""
+        stmt = select(func.coalesce(func.sum(traces.c.cost), 0.0)).where(
+            traces.c.api_key == key_id, traces.c.started_at >= since
+        )
+        with self.engine.connect() as conn:
+            return float(conn.execute(stmt).scalar_one())
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def _from_row(row: Any) -> VirtualKey:
+    return VirtualKey(
+        id=row["id"],
+        name=row["name"],
+        models=tuple(json.loads(row["models"])) if row["models"] else None,
+        budget_daily=row["budget_daily"],
+        budget_monthly=row["budget_monthly"],
+        rpm=row["rpm"],
+        tpm=row["tpm"],
+        expires_at=row["expires_at"],
+        team=row["team"],
+        metadata=json.loads(row["metadata"]) if row["metadata"] else {},
+        created_at=row["created_at"],
+        rotated_at=row.get("rotated_at"),
+        revoked_at=row.get("revoked_at"),
+    )

@@ -1,0 +1,74 @@
+"""The guard seam: a `Guard` scans text and returns a `Verdict` built from `Finding`s."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from strato.guards.redact import Placeholders
+
+Action = Literal["allow", "flag", "redact", "block"]
+Direction = Literal["input", "output"]
+
+# Most severe wins when findings ask for different actions.
+SEVERITY: dict[Action, int] = {"allow": 0, "flag": 1, "redact": 2, "block": 3}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing a guard found: its type, where it is in the text it was given, how sure it is."""
+
+    type: str
+    start: int
+    end: int
+    score: float
+    text: str
+    action: Action = "flag"  # what the policy does with it
+
+    def as_dict(self) -> dict[str, object]:
+        """What a trace or an API response shows: never the matched text itself."""
+        return {
+            "type": self.type,
+            "start": self.start,
+            "end": self.end,
+            "score": round(self.score, 3),
+            "action": self.action,
+        }
+
+
+@dataclass(frozen=True)
+class ScanContext:
+    """What a guard may want to know about the text it scans."""
+
+    direction: Direction = "input"
+    model: str | None = None
+    placeholders: Placeholders = field(default_factory=lambda: _placeholders())
+
+
+@dataclass
+class Verdict:
+    """The outcome of a scan: the action, the text to use from here on, and why."""
+
+    action: Action
+    text: str
+    findings: list[Finding] = field(default_factory=list)
+    guard: str = ""
+
+
+class Guard(Protocol):
+    """A scanner on the request path. `name` appears in error codes (`guard_blocked:<name>`)."""
+
+    name: str
+
+    async def scan(self, text: str, context: ScanContext) -> Verdict: ...
+
+
+def strictest(actions: list[Action]) -> Action:
+    return max(actions, key=SEVERITY.__getitem__, default="allow")
+
+
+def _placeholders() -> Placeholders:
+    from strato.guards.redact import Placeholders  # redact imports this module
+
+    return Placeholders()

@@ -1,0 +1,37 @@
+"""`POST /v1/guards/scan`: what the configured guards find in a text and what they would do."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from strato.guards.pii import PIIGuard
+from strato.guards.verdict import ScanContext
+
+router = APIRouter()
+
+
+class ScanRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    text: str = Field(max_length=1_000_000)
+    direction: Literal["input", "output"] = "input"
+    model: str | None = None  # whose policy applies (guards.models); unset: the global policy
+
+
+@router.post("/v1/guards/scan")
+async def scan(body: ScanRequest, request: Request) -> JSONResponse:
+    guard: PIIGuard = request.app.state.gateway.pii_guard
+    verdict = guard.scan_now(body.text, ScanContext(direction=body.direction, model=body.model))
+    return JSONResponse(
+        {
+            "object": "guards.scan",
+            "action": verdict.action,
+            "guard": verdict.guard,
+            "findings": [f.as_dict() for f in verdict.findings],
+            "text": verdict.text,  # with placeholders when the action is redact
+        }
+    )

@@ -1,0 +1,92 @@
+"""Each PII recogniser finds real identifiers and lets look-alikes through."""
+
+from __future__ import annotations
+
+import pytest
+
+from strato.guards.pii import PIIScanner
+from strato.guards.recognizers import iban_valid, luhn_valid
+
+SCANNER = PIIScanner()
+THRESHOLD = 0.4  # the configured default
+
+
+def found(text: str) -> list[tuple[str, str]]:
+    return [(f.type, f.text) for f in SCANNER.detect(text, THRESHOLD)]
+
+
+@pytest.mark.parametrize(
+    ("text", "entity", "value"),
+    [
+        ("write to jo.doe+news@example.co.uk today", "EMAIL_ADDRESS", "jo.doe+news@example.co.uk"),
+        ("pay with 4111 1111 1111 1111 please", "CREDIT_CARD", "4111 1111 1111 1111"),
+        ("card 4454794511390933 on file", "CREDIT_CARD", "4454794511390933"),
+        ("amex 3782-822463-10005", "CREDIT_CARD", "3782-822463-10005"),
+        ("IBAN GB82 WEST 1234 5698 7654 32 for the transfer", "IBAN_CODE", "GB82 WEST 1234 5698 7654 32"),
+        ("to DE89370400440532013000", "IBAN_CODE", "DE89370400440532013000"),
+        ("lower case gb82west12345698765432 works", "IBAN_CODE", "gb82west12345698765432"),
+        ("my ssn is 460-89-9847", "US_SSN", "460-89-9847"),
+        ("social security number 460899847", "US_SSN", "460899847"),
+        ("connect from 192.168.10.1 now", "IP_ADDRESS", "192.168.10.1"),
+        ("host 2001:db8::8a2e:370:7334 is up", "IP_ADDRESS", "2001:db8::8a2e:370:7334"),
+        (
+            "ipv6 6e40:4041:c617:e898:c11:40d2:c669:2eb4",
+            "IP_ADDRESS",
+            "6e40:4041:c617:e898:c11:40d2:c669:2eb4",
+        ),
+        ("call +1-984-182-0190 after six", "PHONE_NUMBER", "+1-984-182-0190"),
+        ("phone (541) 714-1388", "PHONE_NUMBER", "(541) 714-1388"),
+        ("tel +46 (0)8 928 571 38", "PHONE_NUMBER", "+46 (0)8 928 571 38"),
+        ("mobile 07700 063 966", "PHONE_NUMBER", "07700 063 966"),
+        ("office 345-899-3560x4587", "PHONE_NUMBER", "345-899-3560x4587"),
+        ("Phone: 370 3911", "PHONE_NUMBER", "370 3911"),  # two groups count with a context word
+        ("(37) 788-063-Office", "PHONE_NUMBER", "(37) 788-063"),
+        ("Phone:\n60-56-85-91", "PHONE_NUMBER", "60-56-85-91"),
+    ],
+)
+def test_finds_real_identifiers(text: str, entity: str, value: str) -> None:
+    assert (entity, value) in found(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "card 4111 1111 1111 1112",  # fails the Luhn check
+        "order 1234567812345678",  # fails the Luhn check
+        "IBAN GB82 WEST 1234 5698 7654 33",  # wrong mod-97 checksum
+        "IBAN DE89370400440532013001",  # wrong mod-97 checksum
+        "IBAN GB82WEST123456987654",  # wrong length for GB
+        "ssn 000-12-3456",  # area 000 is never issued
+        "ssn 666-12-3456",  # nor 666
+        "ssn 123-00-4567",  # nor group 00
+        "upgrade to version 1.2.3.4 tonight",  # a version string, not an address
+        "release v10.0.0.1 is out",
+        "value 256.1.1.1 is out of range",  # not a valid IPv4 address
+        "it was 12:30:45 when we left",  # a time, not IPv6
+        "the build 1.2.3.4.5 passed",
+        "mail at example dot com",
+        "meet on 2023-01-15",  # a date, not a phone number
+        "reference 12345",  # too short for anything
+        "logged at 2000-04-16 11:30:00",  # a timestamp
+        "Main St 370 3911 Springfield",  # two bare digit groups: a house number and a postcode?
+    ],
+)
+def test_lets_look_alikes_through(text: str) -> None:
+    assert found(text) == []
+
+
+def test_context_words_move_the_score() -> None:
+    bare = SCANNER.detect("460899847", 0.0)
+    supported = SCANNER.detect("ssn: 460899847", 0.0)
+    assert bare and supported and supported[0].score > bare[0].score
+    assert bare[0].score < THRESHOLD <= supported[0].score
+
+
+def test_checksums() -> None:
+    assert luhn_valid("4111111111111111") and not luhn_valid("4111111111111112")
+    assert iban_valid("GB82 WEST 1234 5698 7654 32") and not iban_valid("GB82 WEST 1234 5698 7654 23")
+
+
+def test_overlapping_candidates_keep_the_best() -> None:
+    """A card number also looks like a phone number; the checksum-validated card wins."""
+    assert found("number 4111111111111111") == [("CREDIT_CARD", "4111111111111111")]
