@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from strato.auth import Authority, Grant, KeyStore
+from strato.auth.audit import AuditEvent, AuditLog, AuditWriter
 from strato.cache import CachePolicy
 from strato.cache.answers import AnswerCache, Lookup, open_answer_cache, replay
 from strato.config import GuardsSettings, Settings
@@ -80,6 +81,7 @@ class Gateway:
         cache: AnswerCache | None = None,
         auth: Authority | None = None,
         pii_guard: PIIGuard | None = None,
+        audit: AuditWriter | None = None,
     ) -> None:
         self.models = models
         self.recorder = recorder
@@ -87,6 +89,7 @@ class Gateway:
         self.cache = cache or AnswerCache.off()
         self.auth = auth or Authority.off()
         self.pii_guard = pii_guard or PIIGuard(GuardsSettings())
+        self.audit = audit  # None: nothing on the request path is audited (tests, embedded use)
 
     def list_models(self) -> list[ModelInfo]:
         return self.models.infos()
@@ -101,6 +104,8 @@ class Gateway:
         await self.models.aclose()
         await self.cache.aclose()
         self.auth.close()
+        if self.audit is not None:
+            self.audit.close()
         self.recorder.close()
         self.recorder.store.close()
 
@@ -169,6 +174,7 @@ class Gateway:
         guarded = guard_input(self.pii_guard, request)
         if guarded.decisions:
             trace.request = {**_request_record(guarded.request), **guarded.record()}
+            self._audit(trace, f"guard.{guarded.action()}", guarded.record())
         guarded.raise_if_blocked()
         return guarded
 
@@ -176,14 +182,24 @@ class Gateway:
         self, request: GenerationRequest | EmbeddingRequest, ctx: CallContext, trace: Trace
     ) -> None:
         """The auth step: who is calling (their key's id becomes `ctx.api_key`), whether the key may
-        use this model now, and a hold on its budget for the worst-case cost, settled in `_finish`."""
-        key = self.auth.authenticate(ctx.credential)
-        if key is None:
-            return  # no master key: the API is open (and strato listens on loopback only)
-        ctx.api_key = trace.api_key = key.id  # refusals below are traced under the key too
-        provider = self.models.generators.get(request.model)
-        context = provider.info().context_length if provider is not None else None
-        ctx.grant = self.auth.admit(key, request, self.models.price(request.model), context)
+        use this model now, and a hold on its budget for the worst-case cost, settled in `_finish`.
+        A refusal (401, 403, 429) is audited with its error code."""
+        try:
+            key = self.auth.authenticate(ctx.credential)
+            if key is None:
+                return  # no master key: the API is open (and strato listens on loopback only)
+            ctx.api_key = trace.api_key = key.id  # refusals below are traced under the key too
+            provider = self.models.generators.get(request.model)
+            context = provider.info().context_length if provider is not None else None
+            ctx.grant = self.auth.admit(key, request, self.models.price(request.model), context)
+        except StratoError as exc:
+            self._audit(trace, "auth.refused", {"status": exc.status, "code": exc.code})
+            raise
+
+    def _audit(self, trace: Trace, kind: str, detail: dict[str, Any]) -> None:
+        """An audit entry about this request, written off the request path."""
+        if self.audit is not None:
+            self.audit.submit(AuditEvent(kind, trace.api_key, trace.requested_model, trace.id, detail))
 
     async def _cache_step(self, request: GenerationRequest, ctx: CallContext, trace: Trace) -> Lookup:
         """The cache step: a stored answer to this request (semantic mode: to a paraphrase of it).
@@ -342,9 +358,12 @@ def build_gateway(settings: Settings) -> Gateway:
         cache = open_answer_cache(settings.cache, settings.store.data_dir.expanduser(), models)
         master = settings.server.master_key
         keys = KeyStore.open(settings.store.resolved_url()) if settings.server.admin_keys() else None
+        audit = AuditWriter(
+            AuditLog.open(settings.store.resolved_url()), flush_interval=settings.store.flush_interval
+        )
     except BaseException:
         recorder.close()
         store.close()
         raise
     guard = PIIGuard(settings.guards)
-    return Gateway(models, recorder, GatewayMetrics(), cache, Authority(master, keys), guard)
+    return Gateway(models, recorder, GatewayMetrics(), cache, Authority(master, keys), guard, audit)

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Column, Engine, Float, Integer, MetaData, String, Table, Text, func, select, update
 
+from strato.auth.audit import AuditEvent, append_events
 from strato.store.sql import SQLStore, traces
 
 SECRET_PREFIX = "sk-strato-"
@@ -112,7 +113,8 @@ def parse_expiry(value: str | float | None, now: float) -> float | None:
 
 class KeyStore:
     """The `api_keys` table, in the same database as the traces (so the CLI and a running server share
-    it). Thread-safe: every call takes its own connection."""
+    it). Thread-safe: every call takes its own connection. Every change appends an audit entry in
+    the same transaction; `actor` says who made it (`cli`, `master`, a key id)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -122,7 +124,9 @@ class KeyStore:
         """Connect and apply pending migrations."""
         return cls(SQLStore.open(url).engine)
 
-    def create(self, spec: KeySpec, now: float | None = None) -> tuple[VirtualKey, str]:
+    def create(
+        self, spec: KeySpec, now: float | None = None, actor: str | None = None
+    ) -> tuple[VirtualKey, str]:
         """A new key and its secret (the only time the secret exists outside the caller)."""
         now = time.time() if now is None else now
         key_id, secret = f"key-{secrets.token_hex(6)}", _new_secret()
@@ -140,8 +144,10 @@ class KeyStore:
             "metadata": json.dumps(spec.metadata) if spec.metadata else None,
             "created_at": now,
         }
+        detail = {"name": spec.name, "models": spec.models, "team": spec.team}
         with self.engine.begin() as conn:
             conn.execute(api_keys.insert(), row)
+            append_events(conn, [AuditEvent("key.create", actor, key_id, detail=detail, at=now)])
         return _from_row(row), secret
 
     def find(self, secret: str) -> VirtualKey | None:
@@ -163,20 +169,28 @@ class KeyStore:
         with self.engine.connect() as conn:
             return [_from_row(row._mapping) for row in conn.execute(stmt)]
 
-    def revoke(self, key_id: str, now: float | None = None) -> VirtualKey | None:
+    def revoke(self, key_id: str, now: float | None = None, actor: str | None = None) -> VirtualKey | None:
         """Revoke a live key; None when there is no such key (or it was revoked already)."""
+        now = time.time() if now is None else now
         stmt = update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
         with self.engine.begin() as conn:
-            changed = conn.execute(stmt.values(revoked_at=time.time() if now is None else now)).rowcount
+            changed = conn.execute(stmt.values(revoked_at=now)).rowcount
+            if changed:
+                append_events(conn, [AuditEvent("key.revoke", actor, key_id, at=now)])
         return self.get(key_id) if changed else None
 
-    def rotate(self, key_id: str, now: float | None = None) -> tuple[VirtualKey, str] | None:
+    def rotate(
+        self, key_id: str, now: float | None = None, actor: str | None = None
+    ) -> tuple[VirtualKey, str] | None:
         """A new secret for a live key (same id and settings); the old secret stops working."""
+        now = time.time() if now is None else now
         secret = _new_secret()
         stmt = update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-        values = {"secret_hash": hash_secret(secret), "rotated_at": time.time() if now is None else now}
+        values = {"secret_hash": hash_secret(secret), "rotated_at": now}
         with self.engine.begin() as conn:
             changed = conn.execute(stmt.values(**values)).rowcount
+            if changed:
+                append_events(conn, [AuditEvent("key.rotate", actor, key_id, at=now)])
         key = self.get(key_id) if changed else None
         return (key, secret) if key is not None else None
 

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from strato.cli import chat, keys, models, router, serve, traces
+from strato.cli import audit, chat, keys, models, router, serve, traces
 from strato.config import ConfigError
 from strato.errors import StratoError
 
@@ -23,6 +23,7 @@ app.command("models")(models.models)
 app.add_typer(traces.app, name="traces")
 app.add_typer(router.app, name="router")
 app.add_typer(keys.app, name="keys")
+app.command("audit")(audit.audit)
 
 
 def main() -> None:

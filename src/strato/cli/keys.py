@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from strato.auth import KeySpec, KeyStore, VirtualKey
+from strato.auth.audit import CLI_ACTOR
 from strato.cli.options import ConfigOption
 from strato.config import load_settings
 
@@ -62,7 +63,7 @@ def create(
     )
     store = _open(config)
     try:
-        key, secret = store.create(spec)
+        key, secret = store.create(spec, actor=CLI_ACTOR)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--expires") from None
     finally:
@@ -122,7 +123,7 @@ def revoke(key_id: str, config: ConfigOption = None) -> None:
     """Revoke a key; requests with it fail (401) from a couple of seconds later."""
     store = _open(config)
     try:
-        key = store.revoke(key_id)
+        key = store.revoke(key_id, actor=CLI_ACTOR)
     finally:
         store.close()
     if key is None:
@@ -136,7 +137,7 @@ def rotate(key_id: str, as_json: JsonOption = False, config: ConfigOption = None
     """A new secret for a key, same id and limits; the old secret stops working."""
     store = _open(config)
     try:
-        rotated = store.rotate(key_id)
+        rotated = store.rotate(key_id, actor=CLI_ACTOR)
     finally:
         store.close()
     if rotated is None:

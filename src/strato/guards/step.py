@@ -10,7 +10,7 @@ from typing import Any
 from strato.errors import InvalidRequest
 from strato.guards.pii import PIIGuard
 from strato.guards.redact import Placeholders
-from strato.guards.verdict import ScanContext, Verdict
+from strato.guards.verdict import Action, ScanContext, Verdict, strictest
 from strato.types import Chunk, Generation, GenerationRequest
 
 LONGEST_PLACEHOLDER = 48  # characters held back while a streamed "<" may start a placeholder
@@ -34,6 +34,10 @@ class Guarded:
     def record(self) -> dict[str, Any]:
         """What the trace keeps: the request as the model saw it, and the guards' decisions."""
         return {"guards": self.decisions} if self.decisions else {}
+
+    def action(self) -> Action:
+        """The strictest decision taken on any message (allow when nothing was found)."""
+        return "block" if self.blocked else strictest([d["action"] for d in self.decisions])
 
     def raise_if_blocked(self) -> None:
         if self.blocked:

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from strato.auth import KeySpec, KeyStore, VirtualKey
+from strato.auth import MASTER_KEY_ID, KeySpec, KeyStore, VirtualKey
 from strato.errors import InvalidRequest, StratoError
 from strato.server.admin import admin_gateway
 
@@ -19,6 +19,11 @@ class KeyNotFound(StratoError):
     status = 404
     type = "invalid_request_error"
     code = "key_not_found"
+
+
+# The admin API accepts only the master key (or the older admin key), so its changes are audited as
+# made by the master key.
+ADMIN_ACTOR = MASTER_KEY_ID
 
 
 def _keys(request: Request) -> KeyStore:
@@ -36,7 +41,7 @@ def _shown(key: VirtualKey, secret: str | None = None) -> dict[str, Any]:
 async def create_key(request: Request, body: KeySpec) -> JSONResponse:
     keys = _keys(request)
     try:
-        key, secret = keys.create(body)
+        key, secret = keys.create(body, actor=ADMIN_ACTOR)
     except ValueError as exc:
         raise InvalidRequest(str(exc), param="expires") from None
     return JSONResponse(_shown(key, secret), status_code=201)
@@ -50,7 +55,7 @@ async def list_keys(request: Request) -> JSONResponse:
 
 @router.delete("/{key_id}")
 async def revoke_key(key_id: str, request: Request) -> JSONResponse:
-    key = _keys(request).revoke(key_id)
+    key = _keys(request).revoke(key_id, actor=ADMIN_ACTOR)
     if key is None:
         raise KeyNotFound(f"No live API key with id {key_id!r}.")
     return JSONResponse({**_shown(key), "deleted": True})
@@ -58,7 +63,7 @@ async def revoke_key(key_id: str, request: Request) -> JSONResponse:
 
 @router.post("/{key_id}/rotate")
 async def rotate_key(key_id: str, request: Request) -> JSONResponse:
-    rotated = _keys(request).rotate(key_id)
+    rotated = _keys(request).rotate(key_id, actor=ADMIN_ACTOR)
     if rotated is None:
         raise KeyNotFound(f"No live API key with id {key_id!r}.")
     return JSONResponse(_shown(*rotated))

@@ -1,16 +1,22 @@
 """Tiny named migrations: each runs once, in order, recorded in `strato_migrations`.
 
-A migration is plain SQL that both SQLite and PostgreSQL accept. Never edit one that has shipped;
-add a new one.
+A migration is plain SQL that both SQLite and PostgreSQL accept, or, where they differ (triggers),
+one statement per dialect. Never edit one that has shipped; add a new one.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from sqlalchemy import Connection, text
 
-MIGRATIONS: list[tuple[str, list[str]]] = [
+# A statement both backends accept, or one per dialect name ("sqlite", "postgresql").
+Statement = str | Mapping[str, str]
+
+APPEND_ONLY = "audit log is append-only"
+
+MIGRATIONS: list[tuple[str, list[Statement]]] = [
     (
         "0001_traces",
         [
@@ -101,6 +107,42 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "CREATE INDEX ix_traces_key_started ON traces (api_key, started_at)",
         ],
     ),
+    (
+        "0007_audit",
+        [
+            """
+            CREATE TABLE audit (
+                id VARCHAR(64) PRIMARY KEY,
+                at DOUBLE PRECISION NOT NULL,
+                kind VARCHAR(64) NOT NULL,
+                actor VARCHAR(128),
+                subject VARCHAR(256),
+                trace_id VARCHAR(64),
+                detail TEXT
+            )
+            """,
+            "CREATE INDEX ix_audit_at ON audit (at)",
+            "CREATE INDEX ix_audit_kind_at ON audit (kind, at)",
+            # The database itself refuses to change or remove an entry, whatever the code does.
+            {
+                "sqlite": "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit "
+                f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END",
+                "postgresql": "CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+                f"$$ BEGIN RAISE EXCEPTION '{APPEND_ONLY}'; END $$",
+            },
+            {
+                "sqlite": "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit "
+                f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END",
+                "postgresql": "CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit "
+                "FOR EACH ROW EXECUTE FUNCTION audit_append_only()",
+            },
+            {
+                # SQLite has no TRUNCATE; on PostgreSQL it would bypass the row trigger.
+                "postgresql": "CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit "
+                "FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()",
+            },
+        ],
+    ),
 ]
 
 
@@ -121,7 +163,9 @@ def migrate(conn: Connection) -> list[str]:
         if name in done:
             continue
         for statement in statements:
-            conn.execute(text(statement))
+            sql = statement if isinstance(statement, str) else statement.get(conn.dialect.name)
+            if sql is not None:  # a dialect-specific statement this backend does not need
+                conn.execute(text(sql))
         conn.execute(
             text("INSERT INTO strato_migrations (name, applied_at) VALUES (:name, :at)"),
             {"name": name, "at": time.time()},

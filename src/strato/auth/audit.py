@@ -1,0 +1,176 @@
+"""The audit log: who changed a key, which requests a guard stopped or changed, which callers auth
+refused. Append-only twice over: this module offers only `append` and `query`, and the database's
+triggers (migration 0007) refuse UPDATE and DELETE on the table.
+
+An entry never holds a secret or a raw PII value: keys appear by id, guard findings by type, span
+and score, refusals by error code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import Column, Connection, Engine, Float, MetaData, String, Table, Text, select
+
+from strato.store.sql import SQLStore
+
+log = logging.getLogger(__name__)
+
+KINDS = (
+    "key.create",
+    "key.revoke",
+    "key.rotate",
+    "guard.block",
+    "guard.redact",
+    "guard.flag",
+    "auth.refused",
+)
+CLI_ACTOR = "cli"  # the actor of changes made with `strato keys`
+
+metadata = MetaData()
+
+# Mirrors the schema migration 0007 creates; used for queries, never to create tables.
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("actor", String(128)),
+    Column("subject", String(256)),
+    Column("trace_id", String(64)),
+    Column("detail", Text),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    kind: str
+    actor: str | None = None  # a key id, "master", "cli", or None (an anonymous caller)
+    subject: str | None = None  # what it is about: a key id, a model
+    trace_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    at: float = field(default_factory=time.time)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def append_events(conn: Connection, events: Sequence[AuditEvent]) -> None:
+    """Insert entries on the caller's connection, so a change and its entry commit together."""
+    if events:
+        rows = [{**e.as_dict(), "detail": json.dumps(e.detail) if e.detail else None} for e in events]
+        conn.execute(audit.insert(), rows)
+
+
+class AuditLog:
+    """The `audit` table, in the same database as the traces and keys. Thread-safe."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> AuditLog:
+        """Connect and apply pending migrations."""
+        return cls(SQLStore.open(url).engine)
+
+    def append(self, events: Sequence[AuditEvent]) -> None:
+        """Store entries in one transaction (all or none)."""
+        with self.engine.begin() as conn:
+            append_events(conn, events)
+
+    def query(
+        self,
+        since: float | None = None,
+        kind: str | None = None,
+        actor: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEvent]:
+        """Entries, newest first."""
+        stmt = select(audit).order_by(audit.c.at.desc(), audit.c.id).limit(limit)
+        if since is not None:
+            stmt = stmt.where(audit.c.at >= since)
+        if kind is not None:
+            stmt = stmt.where(audit.c.kind == kind)
+        if actor is not None:
+            stmt = stmt.where(audit.c.actor == actor)
+        with self.engine.connect() as conn:
+            return [_from_row(row._mapping) for row in conn.execute(stmt)]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+_STOP = object()
+
+
+class AuditWriter:
+    """Appends the request path's entries off the request path, as the trace writer does for
+    traces: `submit` never blocks, a thread stores what has queued every `flush_interval` seconds,
+    and `close` drains the queue."""
+
+    def __init__(self, log_: AuditLog, *, flush_interval: float = 0.2) -> None:
+        self.log = log_
+        self.flush_interval = flush_interval
+        self._queue: queue.SimpleQueue[AuditEvent | object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write_loop, name="strato-audit-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, event: AuditEvent) -> None:
+        self._queue.put(event)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Store everything queued, then stop the writer and close the log."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+        self.log.close()
+
+    def _write_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[AuditEvent] = []
+            try:
+                item = self._queue.get(timeout=self.flush_interval)
+                while True:
+                    if item is _STOP:
+                        stopping = True
+                        break
+                    assert isinstance(item, AuditEvent)
+                    batch.append(item)
+                    item = self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            if batch:
+                self._store(batch)
+
+    def _store(self, batch: list[AuditEvent]) -> None:
+        for attempt in range(5):
+            try:
+                self.log.append(batch)
+                return
+            except Exception as exc:  # the database may be briefly locked or away
+                log.warning("storing %d audit entries failed (%s); attempt %d", len(batch), exc, attempt + 1)
+                time.sleep(0.2 * 2**attempt)
+        log.error("dropped %d audit entries: the database refused them", len(batch))
+
+
+def _from_row(row: Any) -> AuditEvent:
+    return AuditEvent(
+        kind=row["kind"],
+        actor=row["actor"],
+        subject=row["subject"],
+        trace_id=row["trace_id"],
+        detail=json.loads(row["detail"]) if row["detail"] else {},
+        at=row["at"],
+        id=row["id"],
+    )
