@@ -8,15 +8,13 @@ check-and-take on the event loop thread, with no await in between.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
 from strato.auth.keys import VirtualKey
-
-WINDOW = 60.0  # rpm and tpm count the last minute
+from strato.window import MinuteWindow
 
 
 class Limiter(Protocol):
@@ -39,48 +37,25 @@ class Ledger(Protocol):
         ...
 
 
-@dataclass
-class _Window:
-    requests: deque[float] = field(default_factory=deque)
-    tokens: deque[tuple[float, int]] = field(default_factory=deque)
-    token_total: int = 0
-
-    def trim(self, now: float) -> None:
-        while self.requests and self.requests[0] <= now - WINDOW:
-            self.requests.popleft()
-        while self.tokens and self.tokens[0][0] <= now - WINDOW:
-            self.token_total -= self.tokens.popleft()[1]
-
-
 class SlidingWindowLimiter:
     """rpm and tpm over a sliding minute, per key."""
 
     def __init__(self) -> None:
-        self._windows: dict[str, _Window] = {}
+        self._windows: dict[str, MinuteWindow] = {}
 
     def admit(self, key: VirtualKey, now: float) -> float | None:
         if key.rpm is None and key.tpm is None:
             return None
-        window = self._windows.setdefault(key.id, _Window())
-        window.trim(now)
-        if key.rpm is not None and len(window.requests) >= key.rpm:
-            return window.requests[0] + WINDOW - now
-        if key.tpm is not None and window.token_total >= key.tpm:
-            # Wait until enough of the minute's tokens have left the window.
-            excess, total = window.token_total - key.tpm, 0
-            for at, tokens in window.tokens:
-                total += tokens
-                if total > excess:
-                    return at + WINDOW - now
-        window.requests.append(now)
-        return None
+        window = self._windows.setdefault(key.id, MinuteWindow())
+        wait = window.wait(key.rpm, key.tpm, now)
+        if wait is None:
+            window.add_request(now)
+        return wait
 
     def record(self, key: VirtualKey, tokens: int, now: float) -> None:
         if key.tpm is None or tokens <= 0:
             return
-        window = self._windows.setdefault(key.id, _Window())
-        window.tokens.append((now, tokens))
-        window.token_total += tokens
+        self._windows.setdefault(key.id, MinuteWindow()).add_tokens(now, tokens)
 
 
 @dataclass

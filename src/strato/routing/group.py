@@ -113,16 +113,16 @@ class Deployment:
         cap = self.options.max_concurrency
         if not self.health.available() or (cap is not None and self.health.in_flight >= cap):
             return False
-        if self.options.rpm is None and self.options.tpm is None:
-            return True
-        calls, tokens = self.health.minute()
-        return (self.options.rpm is None or calls < self.options.rpm) and (
-            self.options.tpm is None or tokens < self.options.tpm
-        )
+        return self._rate_wait() is None
 
     def ready_in(self) -> float:
         """Seconds until this deployment may take requests again (0: it is busy, not out)."""
-        return max(self.health.retry_in(), 0.0 if self.open() else self.health.window_frees_in())
+        return max(self.health.retry_in(), self._rate_wait() or 0.0)
+
+    def _rate_wait(self) -> float | None:
+        if self.options.rpm is None and self.options.tpm is None:
+            return None
+        return self.health.rate_wait(self.options.rpm, self.options.tpm)
 
 
 class NoDeployment(StratoError):

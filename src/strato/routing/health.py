@@ -6,11 +6,10 @@ closed)."""
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-WINDOW = 60.0  # seconds: rpm and tpm caps count the last minute
+from strato.window import MinuteWindow
 
 
 @dataclass
@@ -23,31 +22,15 @@ class Health:
     failures: int = 0  # consecutive
     opened_at: float | None = None
     probing: bool = False
-    calls: deque[float] = field(default_factory=deque)  # start times of calls in the last minute
-    tokens: deque[tuple[float, int]] = field(default_factory=deque)  # (when, tokens) of answers
-
-    def minute(self) -> tuple[int, int]:
-        """Calls started and tokens used in the last minute."""
-        self._expire()
-        return len(self.calls), sum(n for _, n in self.tokens)
+    window: MinuteWindow = field(default_factory=MinuteWindow)  # calls and tokens, last minute
 
     def used(self, tokens: int) -> None:
         """An answer's prompt and completion tokens, counted against a tpm cap."""
-        if tokens:
-            self.tokens.append((self.clock(), tokens))
+        self.window.add_tokens(self.clock(), tokens)
 
-    def window_frees_in(self) -> float:
-        """Seconds until the oldest call or token count of the last minute expires."""
-        self._expire()
-        starts = ([self.calls[0]] if self.calls else []) + ([self.tokens[0][0]] if self.tokens else [])
-        return max(0.0, WINDOW - (self.clock() - min(starts))) if starts else 0.0
-
-    def _expire(self) -> None:
-        horizon = self.clock() - WINDOW
-        while self.calls and self.calls[0] < horizon:
-            self.calls.popleft()
-        while self.tokens and self.tokens[0][0] < horizon:
-            self.tokens.popleft()
+    def rate_wait(self, rpm: int | None, tpm: int | None) -> float | None:
+        """Seconds until one more call fits under `rpm` and `tpm`; None when it fits now."""
+        return self.window.wait(rpm, tpm, self.clock())
 
     @property
     def state(self) -> str:
@@ -68,7 +51,7 @@ class Health:
 
     def begin(self) -> None:
         self.in_flight += 1
-        self.calls.append(self.clock())
+        self.window.add_request(self.clock())
         if self.state == "half_open":
             self.probing = True
 
