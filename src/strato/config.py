@@ -9,12 +9,22 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+# A name users write (a model, a key, a rule): anything but empty or only spaces.
+Name = Annotated[str, AfterValidator(_not_blank)]
 
 
 class ConfigError(Exception):
@@ -99,7 +109,7 @@ class ModelEntry(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    name: str = Field(description="The name clients send as `model`.")
+    name: Name = Field(description="The name clients send as `model`.")
     provider: str = Field("llama_cpp", description="Which provider serves it.")
     input_cost: float | None = Field(
         None,
@@ -109,13 +119,6 @@ class ModelEntry(BaseModel):
     output_cost: float | None = Field(
         None, ge=0, description="Price of a generated token, USD per million (local: `engine.output_cost`)."
     )
-
-    @field_validator("name")
-    @classmethod
-    def _name_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
 
     @property
     def options(self) -> dict[str, Any]:

@@ -12,10 +12,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Column, Engine, Float, Integer, MetaData, String, Table, Text, func, select, update
 
 from strato.auth.audit import AuditEvent, append_events
+from strato.config import Name
 from strato.store.sql import SQLStore, traces
 
 SECRET_PREFIX = "sk-strato-"
@@ -48,7 +49,7 @@ class KeySpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="Who or what the key is for.")
+    name: Name = Field(description="Who or what the key is for.")
     models: list[str] | None = Field(None, description="Models the key may call. Unset: all.")
     budget_daily: float | None = Field(None, gt=0, description="USD the key may spend per UTC day.")
     budget_monthly: float | None = Field(None, gt=0, description="USD the key may spend per UTC month.")
@@ -59,13 +60,6 @@ class KeySpec(BaseModel):
     )
     team: str | None = Field(None, description="A team name, for grouping.")
     metadata: dict[str, str] = Field(default_factory=dict, description="Free-form labels.")
-
-    @field_validator("name")
-    @classmethod
-    def _name_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
 
 
 @dataclass(frozen=True, slots=True)

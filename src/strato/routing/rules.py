@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from strato.config import Name
 from strato.types import GenerationRequest
 
 Role = Literal["cheap", "strong"]
@@ -37,7 +38,7 @@ class RuleOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="Shown as `reason=rule:<name>` in the header, the trace and reports.")
+    name: Name = Field(description="Shown as `reason=rule:<name>` in the header, the trace and reports.")
     target: Role = Field(description="Where a matching request goes: `cheap` or `strong`.")
     min_tokens: int | None = Field(
         None, ge=0, description="Matches prompts of at least this many tokens (approximate: bytes / 4)."
@@ -52,13 +53,6 @@ class RuleOptions(BaseModel):
     pattern: str | None = Field(
         None, description="A Python regular expression searched for in the last user message."
     )
-
-    @field_validator("name")
-    @classmethod
-    def _name_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
 
     @field_validator("pattern")
     @classmethod
