@@ -9,9 +9,6 @@ and score, refusals by error code.
 from __future__ import annotations
 
 import json
-import logging
-import queue
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -20,9 +17,8 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Engine, Float, MetaData, String, Table, Text, select
 
+from strato.observe.recorder import BatchWriter
 from strato.store.sql import SQLStore
-
-log = logging.getLogger(__name__)
 
 KINDS = (
     "key.create",
@@ -110,58 +106,18 @@ class AuditLog:
         self.engine.dispose()
 
 
-_STOP = object()
-
-
-class AuditWriter:
-    """Appends the request path's entries off the request path, as the trace writer does for
-    traces: `submit` never blocks, a thread stores what has queued every `flush_interval` seconds,
-    and `close` drains the queue."""
+class AuditWriter(BatchWriter[AuditEvent]):
+    """Appends the request path's entries off the request path, with the trace writer's mechanism:
+    `submit` never blocks, a thread stores what has queued every `flush_interval` seconds, and
+    `close` drains the queue, then closes the log."""
 
     def __init__(self, log_: AuditLog, *, flush_interval: float = 0.2) -> None:
+        super().__init__(log_.append, what="audit entries", flush_interval=flush_interval)
         self.log = log_
-        self.flush_interval = flush_interval
-        self._queue: queue.SimpleQueue[AuditEvent | object] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._write_loop, name="strato-audit-writer", daemon=True)
-        self._thread.start()
-
-    def submit(self, event: AuditEvent) -> None:
-        self._queue.put(event)
 
     def close(self, timeout: float = 30.0) -> None:
-        """Store everything queued, then stop the writer and close the log."""
-        if self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join(timeout)
+        super().close(timeout)
         self.log.close()
-
-    def _write_loop(self) -> None:
-        stopping = False
-        while not stopping:
-            batch: list[AuditEvent] = []
-            try:
-                item = self._queue.get(timeout=self.flush_interval)
-                while True:
-                    if item is _STOP:
-                        stopping = True
-                        break
-                    assert isinstance(item, AuditEvent)
-                    batch.append(item)
-                    item = self._queue.get_nowait()
-            except queue.Empty:
-                pass
-            if batch:
-                self._store(batch)
-
-    def _store(self, batch: list[AuditEvent]) -> None:
-        for attempt in range(5):
-            try:
-                self.log.append(batch)
-                return
-            except Exception as exc:  # the database may be briefly locked or away
-                log.warning("storing %d audit entries failed (%s); attempt %d", len(batch), exc, attempt + 1)
-                time.sleep(0.2 * 2**attempt)
-        log.error("dropped %d audit entries: the database refused them", len(batch))
 
 
 def _from_row(row: Any) -> AuditEvent:

@@ -1,6 +1,6 @@
-"""Writes traces off the request path: the gateway hands a trace over in O(1), a writer thread
-stores them in batches. `close()` drains the queue, so a clean shutdown loses nothing. On a crash
-(`kill -9`) at most the last `flush_interval` seconds of traces are lost.
+"""Writes traces (and the audit log's request-path entries) off the request path: the gateway hands
+an item over in O(1), a writer thread stores them in batches. `close()` drains the queue, so a clean
+shutdown loses nothing. On a crash (`kill -9`) at most the last `flush_interval` seconds are lost.
 """
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from strato.store import Store
 from strato.types import Trace
@@ -23,21 +25,32 @@ class _Flush:
 
 
 _STOP = object()
+T = TypeVar("T")
 
 
-class TraceRecorder:
-    def __init__(self, store: Store, *, flush_interval: float = 0.2, batch_size: int = 500) -> None:
-        self.store = store
+class BatchWriter(Generic[T]):
+    """Stores items of one kind (`what`, for log messages) through `write`, in batches, on a thread."""
+
+    def __init__(
+        self,
+        write: Callable[[list[T]], None],
+        *,
+        what: str,
+        flush_interval: float = 0.2,
+        batch_size: int = 500,
+    ) -> None:
+        self._write = write
+        self.what = what
         self.flush_interval = flush_interval
         self.batch_size = batch_size
-        self._queue: queue.SimpleQueue[Trace | _Flush | object] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._write_loop, name="strato-trace-writer", daemon=True)
+        self._queue: queue.SimpleQueue[T | _Flush | object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write_loop, name=f"strato writer ({what})", daemon=True)
         self._closed = False
         self._thread.start()
 
-    def submit(self, trace: Trace) -> None:
-        """Accept a trace for writing. Never blocks."""
-        self._queue.put(trace)
+    def submit(self, item: T) -> None:
+        """Accept an item for writing. Never blocks."""
+        self._queue.put(item)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted so far is stored."""
@@ -53,10 +66,12 @@ class TraceRecorder:
         self._queue.put(_STOP)
         self._thread.join(timeout)
         if self._thread.is_alive():
-            log.error("trace writer did not finish within %.0fs; traces still queued are lost", timeout)
+            log.error(
+                "%s writer did not finish within %.0fs; what is still queued is lost", self.what, timeout
+            )
 
     def _write_loop(self) -> None:
-        pending: list[Trace] = []
+        pending: list[T] = []
         markers: list[_Flush] = []
         stopping = False
         while not stopping:
@@ -72,8 +87,7 @@ class TraceRecorder:
                 if isinstance(item, _Flush):
                     markers.append(item)
                     break
-                assert isinstance(item, Trace)
-                pending.append(item)
+                pending.append(item)  # type: ignore[arg-type]
             if pending:
                 self._store(pending, final=stopping)
                 pending = []
@@ -81,30 +95,36 @@ class TraceRecorder:
                 marker.done.set()
             markers = []
         # Anything submitted after the stop marker (a request finishing during shutdown).
-        leftovers: list[Trace] = []
+        leftovers: list[T] = []
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(item, Trace):
-                leftovers.append(item)
-            elif isinstance(item, _Flush):
+            if isinstance(item, _Flush):
                 item.done.set()
+            elif item is not _STOP:
+                leftovers.append(item)  # type: ignore[arg-type]
         if leftovers:
             self._store(leftovers, final=True)
 
-    def _store(self, batch: list[Trace], *, final: bool) -> None:
-        """Write a batch, retrying while the database is unavailable (keeping the traces in memory)."""
+    def _store(self, batch: list[T], *, final: bool) -> None:
+        """Write a batch, retrying while the database is unavailable (keeping the items in memory)."""
         delay = 0.1
         for attempt in range(1000):
             try:
-                self.store.record(batch)
+                self._write(batch)
                 return
             except Exception as exc:
                 if final and attempt >= 5:
-                    log.error("could not store %d traces at shutdown: %s", len(batch), exc)
+                    log.error("could not store %d %s at shutdown: %s", len(batch), self.what, exc)
                     return
-                log.warning("storing %d traces failed (%s); retrying in %.1fs", len(batch), exc, delay)
+                log.warning("storing %d %s failed (%s); retrying in %.1fs", len(batch), self.what, exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+
+class TraceRecorder(BatchWriter[Trace]):
+    def __init__(self, store: Store, *, flush_interval: float = 0.2, batch_size: int = 500) -> None:
+        super().__init__(store.record, what="traces", flush_interval=flush_interval, batch_size=batch_size)
+        self.store = store
