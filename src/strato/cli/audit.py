@@ -1,4 +1,6 @@
-"""`strato audit`: the audit log, newest first: key changes, guard decisions, auth refusals."""
+"""`strato audit`: the audit log, newest first: key changes, guard decisions, auth refusals (of
+/v1 requests, whose subject is the model, and of admin and traces API requests, whose subject is
+the path)."""
 
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ def audit(
     config: ConfigOption = None,
 ) -> None:
     """Show the audit log: who created, revoked or rotated keys, what the guards blocked, redacted
-    or flagged, and which requests auth refused."""
+    or flagged, and which requests auth refused (the model, or the path for the admin and traces
+    APIs)."""
     try:
         start = parse_since(since)
     except typer.BadParameter as exc:

@@ -29,13 +29,14 @@ def list_traces(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many, newest first.")] = 20,
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
     errors: Annotated[bool, typer.Option("--errors", help="Only failed requests.")] = False,
+    key: Annotated[str | None, typer.Option("--key", help="Only requests made with this key id.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Recent requests with their model, status, tokens and timings."""
     store = _open(config)
     try:
-        found = store.traces(TraceQuery(limit=limit, model=model, errors_only=errors))
+        found = store.traces(TraceQuery(limit=limit, model=model, errors_only=errors), api_key=key)
     finally:
         store.close()
     if as_json:

@@ -1,7 +1,11 @@
 """Admin API: add and remove models while the gateway runs (LiteLLM's `/model/new` and
 `/model/delete`). This is how a LoRA adapter is attached to a local base model under its own name,
 and detached again. Guarded by the master key (`server.master_key`, or the older `server.admin_key`);
-without one the admin API is off."""
+without one the admin API is off.
+
+`AdminGuardMiddleware` refuses every /admin request without the admin key before a route parses
+it; the refusal is audited (`auth.refused`, the path as subject). `admin_gateway` checks again, so a
+route is never open because the middleware is missing."""
 
 from __future__ import annotations
 
@@ -11,13 +15,20 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from strato.config import ConfigError, ModelEntry, describe_validation_error
+from strato.auth.audit import AuditEvent
+from strato.config import ConfigError, ModelEntry, Settings, describe_validation_error
 from strato.errors import InvalidRequest, StratoError
 from strato.gateway import Gateway
+from strato.server.errors import error_response
+from strato.server.middleware import bearer_token
 from strato.server.wire import models_body
 
 router = APIRouter(prefix="/admin")
+
+REFUSED = "auth.refused"  # the gateway's kind for refused requests; the subject says which path
+SUBJECT_LENGTH = 256  # the audit table's subject column: a longer path would fail the whole batch
 
 
 class Forbidden(StratoError):
@@ -26,16 +37,69 @@ class Forbidden(StratoError):
     code = "admin_forbidden"
 
 
+def is_admin(settings: Settings, credential: str | None) -> bool:
+    """Whether `credential` is the master key (or the older `admin_key`)."""
+    given = (credential or "").encode()
+    # Compare with every key, so the time taken does not say which one nearly matched.
+    matches = sum(secrets.compare_digest(given, key.encode()) for key in settings.server.admin_keys())
+    return bool(credential) and matches > 0
+
+
+def admin_refusal(settings: Settings, credential: str | None) -> Forbidden | None:
+    """Why a request with this bearer credential may not use the admin API; None when it may."""
+    if not settings.server.admin_keys():
+        return Forbidden("the admin API is off; set STRATO_MASTER_KEY (server.master_key) to use it")
+    if not is_admin(settings, credential):
+        return Forbidden("a valid admin key is required (Authorization: Bearer <master key>)")
+    return None
+
+
+def audit_refusal(
+    gateway: Gateway, method: str, path: str, error: StratoError, credential: str | None
+) -> None:
+    """Audit a refused admin or traces API request: about its path, by the virtual key it showed
+    when that key is valid (by id, never the secret), with the status and error code."""
+    if gateway.audit is None:
+        return
+    try:
+        key = gateway.auth.authenticate(credential)
+    except StratoError:
+        key = None  # missing, unknown, revoked or expired: an anonymous caller
+    detail = {"status": error.status, "code": error.code, "method": method}
+    actor = key.id if key is not None else None
+    gateway.audit.submit(AuditEvent(REFUSED, actor, path[:SUBJECT_LENGTH], detail=detail))
+
+
+class AdminGuardMiddleware:
+    """Refuses /admin requests without the admin key with 403, and audits them, before any route
+    reads the request (so an unauthorised caller never gets as far as body validation)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path == "/admin" or path.startswith("/admin/")):
+            await self.app(scope, receive, send)
+            return
+        state = scope["app"].state
+        credential = bearer_token(scope.get("headers", []))
+        refusal = admin_refusal(state.settings, credential)
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        audit_refusal(state.gateway, scope["method"], path, refusal, credential)
+        await error_response(refusal)(scope, receive, send)
+
+
 def admin_gateway(request: Request) -> Gateway:
     """The gateway, once the request has shown the master key (or the older `admin_key`)."""
-    keys: list[str] = request.app.state.settings.server.admin_keys()
-    if not keys:
-        raise Forbidden("the admin API is off; set STRATO_MASTER_KEY (server.master_key) to use it")
-    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    # Compare with every key, so the time taken does not say which one nearly matched.
-    if not sum(secrets.compare_digest(given.encode(), key.encode()) for key in keys):
-        raise Forbidden("a valid admin key is required (Authorization: Bearer <master key>)")
     gateway: Gateway = request.app.state.gateway
+    credential = bearer_token(request.scope.get("headers", []))
+    refusal = admin_refusal(request.app.state.settings, credential)
+    if refusal is not None:
+        audit_refusal(gateway, request.method, request.url.path, refusal, credential)
+        raise refusal
     return gateway
 
 

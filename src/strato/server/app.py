@@ -11,12 +11,14 @@ from fastapi import FastAPI
 from strato import __version__
 from strato.config import Settings
 from strato.gateway import Gateway
+from strato.server.admin import AdminGuardMiddleware
 from strato.server.admin import router as admin_router
 from strato.server.errors import install_error_handlers
 from strato.server.guards import router as guards_router
 from strato.server.keys import router as keys_router
 from strato.server.middleware import BodyLimitMiddleware, TraceContextMiddleware
 from strato.server.routes import router
+from strato.server.traces import router as traces_router
 
 
 def create_app(settings: Settings, gateway: Gateway) -> FastAPI:
@@ -36,7 +38,9 @@ def create_app(settings: Settings, gateway: Gateway) -> FastAPI:
     app.include_router(admin_router)
     app.include_router(keys_router)
     app.include_router(guards_router)
+    app.include_router(traces_router)
     install_error_handlers(app)
+    app.add_middleware(AdminGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.server.max_body_bytes)
     app.add_middleware(TraceContextMiddleware)
     return app

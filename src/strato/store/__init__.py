@@ -19,8 +19,17 @@ class Store(Protocol):
         """Persist traces in one transaction (all or none). Recording an existing id replaces it."""
         ...
 
-    def traces(self, query: TraceQuery) -> list[Trace]:
-        """Most recent first."""
+    def traces(
+        self,
+        query: TraceQuery,
+        *,
+        api_key: str | None = None,
+        statuses: tuple[int, int] | None = None,
+        older_than: tuple[float, str] | None = None,
+    ) -> list[Trace]:
+        """Most recent first (ties by id, descending). Optionally only the traces of one key id, with
+        a status in [low, high), or after (older than) the trace at `older_than` = (started_at, id)
+        in that order: the traces API pages with it. `(t, "")` means started before t."""
         ...
 
     def trace(self, trace_id: str) -> Trace | None:

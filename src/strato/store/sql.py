@@ -18,11 +18,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     case,
     create_engine,
     delete,
     event,
     func,
+    or_,
     select,
 )
 from sqlalchemy.engine import make_url
@@ -136,14 +138,32 @@ class SQLStore:
             conn.execute(delete(traces).where(traces.c.id.in_([r["id"] for r in rows])))
             conn.execute(traces.insert(), rows)
 
-    def traces(self, query: TraceQuery) -> list[Trace]:
-        stmt = select(traces).order_by(traces.c.started_at.desc()).limit(query.limit)
+    def traces(
+        self,
+        query: TraceQuery,
+        *,
+        api_key: str | None = None,
+        statuses: tuple[int, int] | None = None,
+        older_than: tuple[float, str] | None = None,
+    ) -> list[Trace]:
+        # The id breaks ties between traces started in the same instant, so pages never overlap.
+        order = (traces.c.started_at.desc(), traces.c.id.desc())
+        stmt = select(traces).order_by(*order).limit(query.limit)
         if query.model:
             stmt = stmt.where(traces.c.requested_model == query.model)
         if query.errors_only:
             stmt = stmt.where(traces.c.status >= 400)
         if query.since is not None:
             stmt = stmt.where(traces.c.started_at >= query.since)
+        if api_key is not None:
+            stmt = stmt.where(traces.c.api_key == api_key)
+        if statuses is not None:
+            stmt = stmt.where(traces.c.status >= statuses[0], traces.c.status < statuses[1])
+        if older_than is not None:
+            at, trace_id = older_than
+            stmt = stmt.where(
+                or_(traces.c.started_at < at, and_(traces.c.started_at == at, traces.c.id < trace_id))
+            )
         with self.engine.connect() as conn:
             return [_from_row(row._mapping) for row in conn.execute(stmt)]
 
