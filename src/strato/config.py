@@ -295,6 +295,26 @@ class GuardsSettings(BaseModel):
         return models
 
 
+class LimitsSettings(BaseModel):
+    """Where virtual keys' rate limits and budgets are counted, so gateway replicas share them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["auto", "redis", "postgresql", "process"] = Field(
+        "auto",
+        description="`redis`: in the Redis at `cache.redis_url`; `postgresql`: in the store's PostgreSQL "
+        "database; `process`: in each gateway process (replicas do not share). `auto`: Redis when "
+        "`cache.redis_url` is set, else PostgreSQL when the store is, else in-process.",
+    )
+    redis_prefix: str = Field("strato:limits:", description="Prefix of every Redis key the limits write.")
+    hold_seconds: float = Field(
+        900,
+        gt=0,
+        description="A shared budget hold lapses after this long, so a replica that dies mid-request "
+        "does not block the key's budget. Set it above your longest request.",
+    )
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -304,6 +324,7 @@ class Settings(BaseModel):
     models: list[ModelEntry] = Field(default_factory=default_models)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     guards: GuardsSettings = Field(default_factory=GuardsSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
     @field_validator("models")
     @classmethod

@@ -17,6 +17,7 @@ from typing import Any
 
 from strato.auth import Authority, Grant, KeyStore
 from strato.auth.audit import AuditEvent, AuditLog, AuditWriter
+from strato.auth.shared import open_limits
 from strato.cache import CachePolicy
 from strato.cache.answers import AnswerCache, Lookup, open_answer_cache, replay
 from strato.config import GuardsSettings, Settings
@@ -358,6 +359,7 @@ def build_gateway(settings: Settings) -> Gateway:
         cache = open_answer_cache(settings.cache, settings.store.data_dir.expanduser(), models)
         master = settings.server.master_key
         keys = KeyStore.open(settings.store.resolved_url()) if settings.server.admin_keys() else None
+        limiter, ledger = open_limits(settings, keys) if master and keys is not None else (None, None)
         audit = AuditWriter(
             AuditLog.open(settings.store.resolved_url()), flush_interval=settings.store.flush_interval
         )
@@ -366,4 +368,5 @@ def build_gateway(settings: Settings) -> Gateway:
         store.close()
         raise
     guard = PIIGuard(settings.guards)
-    return Gateway(models, recorder, GatewayMetrics(), cache, Authority(master, keys), guard, audit)
+    auth = Authority(master, keys, limiter, ledger)
+    return Gateway(models, recorder, GatewayMetrics(), cache, auth, guard, audit)

@@ -3,15 +3,25 @@ their budget for the request's worst-case cost until its real cost is known."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from strato.auth.keys import KeyStore, VirtualKey
-from strato.auth.limits import InProcessLedger, Ledger, Limiter, SlidingWindowLimiter, retry_after
+from strato.auth.limits import (
+    InProcessLedger,
+    Ledger,
+    Limiter,
+    LimitsUnavailable,
+    SlidingWindowLimiter,
+    retry_after,
+)
 from strato.errors import StratoError
 from strato.types import EmbeddingRequest, GenerationRequest, Price
+
+log = logging.getLogger(__name__)
 
 MASTER_KEY_ID = "master"  # what traces show as the key of requests made with the master key
 LOOKUP_TTL = 2.0  # seconds a key lookup is reused: revocations reach a running server this fast
@@ -49,6 +59,7 @@ class Grant:
     key_id: str
     key: VirtualKey | None = None
     reserved: float = 0.0
+    ticket: str = ""  # names the request to the limiter and the ledger (its rpm count, its hold)
 
 
 MASTER = VirtualKey(MASTER_KEY_ID, "master key")  # no model list, no limits, no budget
@@ -107,7 +118,7 @@ class Authority:
         context_length: int | None,
     ) -> Grant:
         """Check an authenticated key's models, rate limits and budgets, holding the request's
-        worst-case cost against the budgets. Raises 403 or 429."""
+        worst-case cost against the budgets. Raises 403 or 429 (503 when shared limits do not answer)."""
         if key is MASTER:
             return Grant(key.id)
         if key.models is not None and request.model not in key.models:
@@ -115,8 +126,8 @@ class Authority:
             raise ModelNotAllowed(
                 f"This API key may not use the model {request.model!r} (allowed: {allowed}).", param="model"
             )
-        now = self.clock()
-        wait = self.limiter.admit(key, now)
+        now, ticket = self.clock(), secrets.token_hex(12)
+        wait = self.limiter.admit(key, now, ticket)
         if wait is not None:
             raise RateLimited(
                 f"Rate limit reached for API key {key.id} ({_limits(key)}). Try again in "
@@ -124,25 +135,44 @@ class Authority:
                 headers={"retry-after": retry_after(wait)},
             )
         reserved = worst_case_cost(request, price, context_length)
-        wait = self.ledger.reserve(key, reserved, now)
+        wait = self.ledger.reserve(key, reserved, now, ticket)
         if wait is not None:
+            self._release(key, ticket)  # rpm counts the requests that ran, not refusals
             raise BudgetExceeded(
                 f"API key {key.id} has reached its budget ({_budgets(key)}).",
                 headers={"retry-after": retry_after(wait)},
             )
-        return Grant(key.id, key, reserved)
+        return Grant(key.id, key, reserved, ticket)
+
+    def release(self, grant: Grant | None) -> None:
+        """An admitted request was refused before it reached a model (a guard blocked it): give back
+        its rpm count. Its budget hold still goes through `settle`, as for any request."""
+        if grant is not None and grant.key is not None:
+            self._release(grant.key, grant.ticket)
 
     def settle(self, grant: Grant | None, tokens: int, cost: float | None) -> None:
         """The request is over: count its tokens and replace its hold with its real cost."""
         if grant is None or grant.key is None:
             return
         now = self.clock()
-        self.limiter.record(grant.key, tokens, now)
-        self.ledger.settle(grant.key, grant.reserved, cost or 0.0, now)
+        try:
+            self.limiter.record(grant.key, tokens, now)
+            self.ledger.settle(grant.key, grant.reserved, cost or 0.0, now, grant.ticket)
+        except LimitsUnavailable as exc:
+            # The answer is out already; its hold lapses on its own (`limits.hold_seconds`).
+            log.warning("could not settle request of key %s: %s", grant.key_id, exc.message)
 
     def close(self) -> None:
+        self.limiter.close()
+        self.ledger.close()
         if self.keys is not None:
             self.keys.close()
+
+    def _release(self, key: VirtualKey, ticket: str) -> None:
+        try:
+            self.limiter.release(key, ticket)
+        except LimitsUnavailable as exc:
+            log.warning("could not give back a request of key %s: %s", key.id, exc.message)
 
     def _lookup(self, secret: str) -> VirtualKey | None:
         assert self.keys is not None

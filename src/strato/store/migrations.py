@@ -16,6 +16,129 @@ Statement = str | Mapping[str, str]
 
 APPEND_ONLY = "audit log is append-only"
 
+# The PostgreSQL functions of migration 0008. Counting commits do not wait for the disk (the auth
+# step waits for them): a database crash may lose the last moment's counts, never their atomicity.
+# rpm / tpm over the last `p_window` seconds: NULL when the request may run (and is counted), else
+# the seconds to wait; as strato.window.MinuteWindow.wait.
+KEY_ADMIT = """
+CREATE FUNCTION strato_key_admit(p_key TEXT, p_now DOUBLE PRECISION, p_rpm INTEGER, p_tpm INTEGER,
+    p_ticket TEXT, p_window DOUBLE PRECISION) RETURNS DOUBLE PRECISION LANGUAGE plpgsql AS $$
+DECLARE
+    requests BIGINT;
+    oldest DOUBLE PRECISION;
+    total BIGINT;
+    running BIGINT := 0;
+    answer RECORD;
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    PERFORM pg_advisory_xact_lock(73556081, hashtext(p_key));
+    DELETE FROM key_window WHERE key_id = p_key AND at <= p_now - p_window;
+    SELECT COUNT(*) FILTER (WHERE tokens = 0), MIN(at) FILTER (WHERE tokens = 0), COALESCE(SUM(tokens), 0)
+        INTO requests, oldest, total FROM key_window WHERE key_id = p_key;
+    IF p_rpm IS NOT NULL AND requests >= p_rpm THEN
+        RETURN oldest + p_window - p_now;
+    END IF;
+    IF p_tpm IS NOT NULL AND total >= p_tpm THEN
+        FOR answer IN SELECT at, tokens FROM key_window WHERE key_id = p_key AND tokens > 0 ORDER BY at LOOP
+            running := running + answer.tokens;
+            IF running > total - p_tpm THEN
+                RETURN answer.at + p_window - p_now;
+            END IF;
+        END LOOP;
+    END IF;
+    IF p_rpm IS NOT NULL THEN
+        INSERT INTO key_window (ticket, key_id, at, tokens) VALUES (p_ticket, p_key, p_now, 0);
+    END IF;
+    RETURN NULL;
+END $$
+"""
+
+# USD settled in each period, a missing period's row seeded from the key's traces since `p_since`.
+KEY_USAGE = """
+CREATE FUNCTION strato_key_usage(p_key TEXT, p_now DOUBLE PRECISION, p_periods TEXT[],
+    p_since DOUBLE PRECISION[], p_expires DOUBLE PRECISION[]) RETURNS DOUBLE PRECISION[]
+    LANGUAGE plpgsql AS $$
+DECLARE
+    totals DOUBLE PRECISION[] := '{}';
+    so_far DOUBLE PRECISION;
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_periods, 1), 0) LOOP
+        SELECT spent INTO so_far FROM key_usage WHERE key_id = p_key AND period = p_periods[i];
+        IF NOT FOUND THEN
+            DELETE FROM key_usage WHERE key_id = p_key AND expires_at <= p_now;
+            SELECT COALESCE(SUM(cost), 0) INTO so_far FROM traces
+                WHERE api_key = p_key AND started_at >= p_since[i];
+            INSERT INTO key_usage (key_id, period, spent, expires_at)
+                VALUES (p_key, p_periods[i], so_far, p_expires[i]);
+        END IF;
+        totals := totals || so_far;
+    END LOOP;
+    RETURN totals;
+END $$
+"""
+
+# Hold `p_amount` against every period's budget: 0 when held, else the (1-based) period refused.
+KEY_RESERVE = """
+CREATE FUNCTION strato_key_reserve(p_key TEXT, p_now DOUBLE PRECISION, p_amount DOUBLE PRECISION,
+    p_ticket TEXT, p_hold_until DOUBLE PRECISION, p_periods TEXT[], p_budgets DOUBLE PRECISION[],
+    p_since DOUBLE PRECISION[], p_expires DOUBLE PRECISION[], p_slack DOUBLE PRECISION)
+    RETURNS INTEGER LANGUAGE plpgsql AS $$
+DECLARE
+    spent DOUBLE PRECISION[];
+    held DOUBLE PRECISION;
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    PERFORM pg_advisory_xact_lock(73556082, hashtext(p_key));
+    spent := strato_key_usage(p_key, p_now, p_periods, p_since, p_expires);
+    DELETE FROM key_holds WHERE key_id = p_key AND expires_at <= p_now;
+    SELECT COALESCE(SUM(amount), 0) INTO held FROM key_holds WHERE key_id = p_key;
+    FOR i IN 1 .. coalesce(array_length(p_periods, 1), 0) LOOP
+        IF spent[i] + held + p_amount > p_budgets[i] + p_slack THEN
+            RETURN i;
+        END IF;
+    END LOOP;
+    IF p_amount > 0 THEN
+        INSERT INTO key_holds (ticket, key_id, amount, expires_at)
+            VALUES (p_ticket, p_key, p_amount, p_hold_until);
+    END IF;
+    RETURN 0;
+END $$
+"""
+
+# Drop a hold and add what the request really cost to every period.
+KEY_SETTLE = """
+CREATE FUNCTION strato_key_settle(p_key TEXT, p_now DOUBLE PRECISION, p_ticket TEXT,
+    p_actual DOUBLE PRECISION, p_periods TEXT[], p_since DOUBLE PRECISION[],
+    p_expires DOUBLE PRECISION[]) RETURNS VOID LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    PERFORM pg_advisory_xact_lock(73556082, hashtext(p_key));
+    DELETE FROM key_holds WHERE ticket = p_ticket;
+    IF p_actual > 0 THEN
+        PERFORM strato_key_usage(p_key, p_now, p_periods, p_since, p_expires);
+        UPDATE key_usage SET spent = spent + p_actual WHERE key_id = p_key AND period = ANY(p_periods);
+    END IF;
+END $$
+"""
+
+
+# Give back an admitted request's count; count the tokens of an answer.
+KEY_RELEASE = """
+CREATE FUNCTION strato_key_release(p_ticket TEXT) RETURNS VOID LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    DELETE FROM key_window WHERE ticket = p_ticket;
+END $$
+"""
+KEY_TOKENS = """
+CREATE FUNCTION strato_key_tokens(p_key TEXT, p_now DOUBLE PRECISION, p_ticket TEXT, p_tokens INTEGER)
+    RETURNS VOID LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    INSERT INTO key_window (ticket, key_id, at, tokens) VALUES (p_ticket, p_key, p_now, p_tokens);
+END $$
+"""
+
 MIGRATIONS: list[tuple[str, list[Statement]]] = [
     (
         "0001_traces",
@@ -141,6 +264,46 @@ MIGRATIONS: list[tuple[str, list[Statement]]] = [
                 "postgresql": "CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit "
                 "FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()",
             },
+        ],
+    ),
+    (
+        # Key limits and budgets shared by gateway replicas without Redis (strato.auth.postgres). Each
+        # check-and-take is one function call: one round trip, atomic under a per-key advisory lock.
+        "0008_key_limits",
+        [
+            """
+            CREATE TABLE key_window (
+                ticket VARCHAR(64) PRIMARY KEY,
+                key_id VARCHAR(64) NOT NULL,
+                at DOUBLE PRECISION NOT NULL,
+                tokens INTEGER NOT NULL
+            )
+            """,
+            "CREATE INDEX ix_key_window_key_at ON key_window (key_id, at)",
+            """
+            CREATE TABLE key_usage (
+                key_id VARCHAR(64) NOT NULL,
+                period VARCHAR(16) NOT NULL,
+                spent DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (key_id, period)
+            )
+            """,
+            """
+            CREATE TABLE key_holds (
+                ticket VARCHAR(64) PRIMARY KEY,
+                key_id VARCHAR(64) NOT NULL,
+                amount DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL
+            )
+            """,
+            "CREATE INDEX ix_key_holds_key ON key_holds (key_id)",
+            {"postgresql": KEY_ADMIT},
+            {"postgresql": KEY_USAGE},
+            {"postgresql": KEY_RESERVE},
+            {"postgresql": KEY_SETTLE},
+            {"postgresql": KEY_RELEASE},
+            {"postgresql": KEY_TOKENS},
         ],
     ),
 ]
