@@ -1,4 +1,10 @@
-"""PII detection: strato's scanner and Presidio's analyzer, side by side on the same labelled data.
+"""Guards: PII against Presidio, prompt injection per source, and what the guards add to a request.
+
+The injection part is `benchmarks/injection.py` and the overhead part `benchmarks/guards_overhead.py`
+(each also runs on its own); `--only pii|injection|overhead` runs one. The rest of this text is
+about the PII part.
+
+PII detection: strato's scanner and Presidio's analyzer, side by side on the same labelled data.
 
 Data: Presidio's own synthetic set (`../shared/datasets/pii/presidio_synth_dataset_v2.json`, 1,500
 sentences, 17 entity types), read in place. Reported per entity type:
@@ -203,10 +209,30 @@ def main() -> None:
     parser.add_argument("--worker", choices=["strato", "strato+ner", "presidio"])
     parser.add_argument("--no-ner", action="store_true", help="skip strato with its spaCy recogniser")
     parser.add_argument("--json", type=Path, default=OUT)
+    parser.add_argument(
+        "--only", choices=["pii", "injection", "overhead"], help="run one part (default: all three)"
+    )
     args = parser.parse_args()
     if args.worker:
         worker(args.worker, args.threshold, args.data)
         return
+    if args.only in (None, "pii"):
+        pii(args)
+    if args.only in (None, "injection"):
+        import injection  # benchmarks/injection.py: per-source rates, shipped and held out
+
+        results = injection.run(retrain=False, held_out=True, cache=ROOT / "benchmarks" / "out" / "garak")
+        injection.print_table(results)
+        injection.OUT.write_text(json.dumps(results, indent=2))
+    if args.only in (None, "overhead"):
+        import guards_overhead  # benchmarks/guards_overhead.py: what the guard steps add to a request
+
+        overhead = guards_overhead.run()
+        guards_overhead.print_table(overhead)
+        guards_overhead.OUT.write_text(json.dumps(overhead, indent=2))
+
+
+def pii(args: argparse.Namespace) -> None:
     rows = load(args.data)
     systems = {"strato": sys.executable}
     if not args.no_ner:

@@ -8,6 +8,7 @@ The server and the CLI both call this class; neither talks to providers directly
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -22,8 +23,7 @@ from strato.cache import CachePolicy
 from strato.cache.answers import AnswerCache, Lookup, open_answer_cache, replay
 from strato.config import GuardsSettings, Settings
 from strato.errors import ClientDisconnected, StratoError
-from strato.guards.pii import PIIGuard
-from strato.guards.step import Guarded, guard_input
+from strato.guards.step import Guarded, GuardSet, build_guards
 from strato.observe.metrics import GatewayMetrics
 from strato.observe.recorder import TraceRecorder
 from strato.providers.registry import ModelTable, build_models
@@ -81,7 +81,7 @@ class Gateway:
         metrics: GatewayMetrics,
         cache: AnswerCache | None = None,
         auth: Authority | None = None,
-        pii_guard: PIIGuard | None = None,
+        guards: GuardSet | None = None,
         audit: AuditWriter | None = None,
     ) -> None:
         self.models = models
@@ -89,7 +89,7 @@ class Gateway:
         self.metrics = metrics
         self.cache = cache or AnswerCache.off()
         self.auth = auth or Authority.off()
-        self.pii_guard = pii_guard or PIIGuard(GuardsSettings())
+        self.guards = guards or build_guards(GuardsSettings())
         self.audit = audit  # None: nothing on the request path is audited (tests, embedded use)
 
     def list_models(self) -> list[ModelInfo]:
@@ -114,7 +114,7 @@ class Gateway:
         trace = self._begin(ctx, request.endpoint, request.model, _request_record(request), request.user)
         try:
             self._auth_step(request, ctx, trace)
-            guarded = self._input_guards_step(request, trace)
+            guarded = await self._input_guards_step(request, ctx, trace)
             request = guarded.request
             lookup = await self._cache_step(request, ctx, trace)
             result = lookup.answer
@@ -123,17 +123,13 @@ class Gateway:
                 trace.deployment, trace.provider = request.model, provider.info().provider
                 with self._in_flight(request.model):
                     result = await provider.generate(request)
+            _generated(trace, result)
+            answer = await self._output_guards_step(result.text, guarded, trace)
         except BaseException as exc:
             raise self._fail(trace, ctx, exc) from None
-        trace.completion, trace.finish_reason = result.text, result.finish_reason
-        trace.prompt_tokens, trace.completion_tokens = (
-            result.usage.prompt_tokens,
-            result.usage.completion_tokens,
-        )
-        trace.cached_tokens = result.usage.cached_tokens
         self._finish(trace, ctx)
         await self.cache.store(lookup, result)
-        return guarded.answer(result)
+        return guarded.answer(dataclasses.replace(result, text=answer))
 
     async def stream(self, request: GenerationRequest, ctx: CallContext) -> AsyncGenerator[Chunk, None]:
         """Start a streamed answer. Errors known before the first token are raised here."""
@@ -141,7 +137,7 @@ class Gateway:
         trace.stream = True
         try:
             self._auth_step(request, ctx, trace)
-            guarded = self._input_guards_step(request, trace)
+            guarded = await self._input_guards_step(request, ctx, trace)
             request = guarded.request
             lookup = await self._cache_step(request, ctx, trace)
             if lookup.answer is not None:
@@ -150,9 +146,11 @@ class Gateway:
                 provider = self.models.generator(request.model)
                 trace.deployment, trace.provider = request.model, provider.info().provider
                 chunks = self.cache.remember(lookup, await provider.stream(request))
+            if self.guards.buffers_stream(guarded):
+                chunks = await self._held(chunks, guarded, trace)
         except BaseException as exc:
             raise self._fail(trace, ctx, exc) from None
-        return guarded.chunks(self._traced(chunks, trace, ctx))
+        return guarded.chunks(self._traced(chunks, trace, ctx, guarded))
 
     async def embed(self, request: EmbeddingRequest, ctx: CallContext) -> Embeddings:
         record = {"input": list(request.inputs)}
@@ -169,15 +167,49 @@ class Gateway:
         self._finish(trace, ctx)
         return result
 
-    def _input_guards_step(self, request: GenerationRequest, trace: Trace) -> Guarded:
-        """The input guards step: block (400 `guard_blocked:<guard>`) or redact. The trace keeps the
-        request as the model saw it, and the guards' decisions under `request.guards`."""
-        guarded = guard_input(self.pii_guard, request)
+    async def _input_guards_step(self, request: GenerationRequest, ctx: CallContext, trace: Trace) -> Guarded:
+        """The input guards step: block (400 `guard_blocked:<guard>`), redact or flag, by the
+        settings for this model and key. The trace keeps the request as the model saw it, and the
+        guards' decisions under `request.guards`."""
+        key = ctx.grant.key if ctx.grant is not None else None
+        overrides = key.guards if key is not None else None
+        guarded = await self.guards.check_input(request, overrides)
         if guarded.decisions:
             trace.request = {**_request_record(guarded.request), **guarded.record()}
             self._audit(trace, f"guard.{guarded.action()}", guarded.record())
+        if guarded.blocked:
+            self.auth.release(ctx.grant)  # a refused request does not count toward the key's rpm
         guarded.raise_if_blocked()
         return guarded
+
+    async def _output_guards_step(self, text: str, guarded: Guarded, trace: Trace) -> str:
+        """The output guards step: the answer's PII, secrets, banned words, profanity and content
+        anomalies, flagged, redacted or blocked. Returns the text to send on."""
+        checked = await self.guards.check_output(text, guarded, trace.finish_reason)
+        if checked.decisions:
+            decisions = [*trace.request.get("guards", []), *checked.decisions]
+            trace.request = {**trace.request, "guards": decisions}
+            self._audit(trace, f"guard.{checked.action}", {"guards": checked.decisions})
+        checked.raise_if_blocked()
+        return checked.text
+
+    async def _held(
+        self, chunks: AsyncGenerator[Chunk, None], guarded: Guarded, trace: Trace
+    ) -> AsyncGenerator[Chunk, None]:
+        """A stream held back until complete, so the output guards can change or refuse it."""
+        held: list[Chunk] = []
+        try:
+            async for chunk in chunks:
+                held.append(chunk)
+        finally:
+            await chunks.aclose()
+        text = "".join(c.text for c in held)
+        answer = await self._output_guards_step(text, guarded, trace)
+        guarded.output_checked = True
+        if answer != text:
+            last = held[-1] if held else Chunk(text="")
+            held = [Chunk(text=answer), dataclasses.replace(last, text="")]
+        return _replayed(held)
 
     def _auth_step(
         self, request: GenerationRequest | EmbeddingRequest, ctx: CallContext, trace: Trace
@@ -221,7 +253,7 @@ class Gateway:
         self._fail(trace, ctx, error)
 
     async def _traced(
-        self, chunks: AsyncGenerator[Chunk, None], trace: Trace, ctx: CallContext
+        self, chunks: AsyncGenerator[Chunk, None], trace: Trace, ctx: CallContext, guarded: Guarded
     ) -> AsyncGenerator[Chunk, None]:
         parts: list[str] = []
         try:
@@ -243,6 +275,8 @@ class Gateway:
         finally:
             await chunks.aclose()
         trace.completion = "".join(parts)
+        if not guarded.output_checked:  # flags only: the answer has been sent
+            await self._output_guards_step(trace.completion, guarded, trace)
         self._finish(trace, ctx)
 
     def _begin(
@@ -331,6 +365,17 @@ def _request_record(request: GenerationRequest) -> dict[str, Any]:
     return record
 
 
+def _generated(trace: Trace, result: Generation) -> None:
+    trace.completion, trace.finish_reason = result.text, result.finish_reason
+    trace.prompt_tokens, trace.completion_tokens = result.usage.prompt_tokens, result.usage.completion_tokens
+    trace.cached_tokens = result.usage.cached_tokens
+
+
+async def _replayed(chunks: list[Chunk]) -> AsyncGenerator[Chunk, None]:
+    for chunk in chunks:
+        yield chunk
+
+
 def _routed(trace: Trace, notes: Notes) -> None:
     """Routing's notes on the trace: every call made, the deployment that answered, the decision."""
     if notes.decision is not None:
@@ -367,6 +412,6 @@ def build_gateway(settings: Settings) -> Gateway:
         recorder.close()
         store.close()
         raise
-    guard = PIIGuard(settings.guards)
     auth = Authority(master, keys, limiter, ledger)
-    return Gateway(models, recorder, GatewayMetrics(), cache, auth, guard, audit)
+    guards = build_guards(settings.guards, models)  # loads the injection classifier
+    return Gateway(models, recorder, GatewayMetrics(), cache, auth, guards, audit)

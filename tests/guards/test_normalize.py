@@ -40,3 +40,39 @@ def test_map_back_to_the_original() -> None:
     norm = normalize("a\u200bb１c")
     assert norm.text == "ab1c"
     assert norm.span(1, 3) == (2, 4)
+
+
+def test_look_alike_letters_fold_to_latin_in_a_disguised_word() -> None:
+    text = "my pаsswоrd and ѕесrеt"  # Cyrillic а о in a Latin word; a word of Cyrillic look-alikes only
+    norm = normalize(text)
+    assert norm.text == "my password and secret"
+    assert len(norm.text) == len(text) and norm.span(3, 11) == (3, 11)
+
+
+def test_greek_look_alikes_fold_too() -> None:
+    assert normalize("αdmin Ρуthοn").text == "admin Python"
+
+
+def test_russian_and_greek_words_keep_their_letters() -> None:
+    text = "Привет, меня зовут Иван. Καλημέρα κόσμε"
+    assert normalize(text).text == text
+
+
+def test_pii_in_russian_and_greek_text_is_still_found() -> None:
+    text = "Мой телефон +7 916 123-45-67, почта ivan.petrov@mail.ru. Τηλέφωνο +30 21 0123 4567"
+    found = [(f.type, f.text) for f in SCANNER.detect(text, 0.4)]
+    assert ("EMAIL_ADDRESS", "ivan.petrov@mail.ru") in found
+    assert ("PHONE_NUMBER", "+7 916 123-45-67") in found
+    assert ("PHONE_NUMBER", "+30 21 0123 4567") in found
+
+
+def test_a_disguised_email_is_found_with_the_senders_span() -> None:
+    text = "write to jоhn.dое@exаmple.com"  # Cyrillic о, е, а
+    [finding] = SCANNER.detect(text, 0.4)
+    assert finding.type == "EMAIL_ADDRESS" and finding.text == "jоhn.dое@exаmple.com"
+
+
+def test_look_alikes_across_a_zero_width_character() -> None:
+    norm = normalize("р\u200bаypal")  # Cyrillic р, a zero-width space, Cyrillic а
+    assert norm.text == "paypal"
+    assert norm.span(0, 6) == (0, 7)

@@ -90,3 +90,57 @@ def test_checksums() -> None:
 def test_overlapping_candidates_keep_the_best() -> None:
     """A card number also looks like a phone number; the checksum-validated card wins."""
     assert found("number 4111111111111111") == [("CREDIT_CARD", "4111111111111111")]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("I live at 123 Main Street, Springfield.", "123 Main Street"),
+        ("Send it to 42 Baker St, Apt 5 please", "42 Baker St, Apt 5"),
+        (
+            "Ship to 1600 Pennsylvania Avenue NW, Washington, DC 20500 today",
+            "1600 Pennsylvania Avenue NW, Washington, DC 20500",
+        ),
+        ("address: 221B Baker Street, London NW1 6XE", "221B Baker Street, London NW1 6XE"),
+        (
+            "Our office: 500 W 5th Ave, Suite 200\nAnchorage, AK 99501",
+            "500 W 5th Ave, Suite 200\nAnchorage, AK 99501",
+        ),
+        ("mail it to P.O. Box 287 instead", "P.O. Box 287"),
+        ("PSC 3294, Box 9168\nAPO AA 61487", "PSC 3294, Box 9168\nAPO AA 61487"),
+        ("his address: 6138 Via Roma 131", "6138 Via Roma 131"),
+        ("Wir wohnen in der Friedhofstrasse 33.", "Friedhofstrasse 33."),
+        ("The bus station is on Passauer Strasse 89", "Passauer Strasse 89"),
+        ("Tilly lives at 10252 Μεγάλη Άμμος 184, ΠΑΦΟΣ", "10252 Μεγάλη Άμμος 184"),
+        ("meet at the corner of 5th Avenue and Main St.", "corner of 5th Avenue and Main St."),
+        ("Jane Doe\n77 Elm Road\nApt. 4\n", "77 Elm Road\nApt. 4"),
+    ],
+)
+def test_finds_street_addresses(text: str, value: str) -> None:
+    assert ("STREET_ADDRESS", value) in found(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "In 2019 Google Drive added shared folders.",  # a year, not a house number
+        "Python 3 is faster than Python 2 in many ways.",
+        "Windows 10 and macOS 14 both support it.",
+        "Read chapter 12 Main Street by Sinclair Lewis.",
+        "There are 5 Great Lakes.",
+        "Step 3: Place the 2 eggs in the bowl.",
+        "The test suite 5 failed; rerun unit 3 tests.",
+        "Unit 5 covers fractions.\nUnit 6\nDecimals",  # a syllabus, not an address block
+        "Apollo 11 landed in 1969.",
+        "World War 2 ended in 1945.",
+        "He bought 2 Tesla Model 3 cars.",
+        "Go to the corner of the settings page and click enable.",
+        "The Rue de Rivoli is long.",  # a street without a number is a place, not an address
+        "We saw Avenue Q 3 times and stayed at the Plaza Hotel 5 nights.",
+        "Windows 10, Floor 3",
+        "Python 3 #1 language",
+        "sent via Fedex 2 days ago",
+    ],
+)
+def test_lets_address_look_alikes_through(text: str) -> None:
+    assert [v for e, v in found(text) if e == "STREET_ADDRESS"] == []

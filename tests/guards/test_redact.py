@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator
 
 from strato.config import GuardsSettings
 from strato.guards.pii import PIIGuard
-from strato.guards.step import guard_input
+from strato.guards.step import Guarded, GuardSet
 from strato.guards.verdict import ScanContext
 from strato.types import Chunk, Generation, GenerationRequest, Message, SamplingParams, Usage
 
@@ -40,8 +40,13 @@ def request(*contents: str) -> GenerationRequest:
     return GenerationRequest(model="m", params=SamplingParams(), messages=messages)
 
 
-def enforcing(**pii: object) -> PIIGuard:
-    return PIIGuard(GuardsSettings.model_validate({"pii": {"enforce": True, **pii}}))
+def enforcing(**pii: object) -> GuardsSettings:
+    return GuardsSettings.model_validate({"pii": {"enforce": True, **pii}})
+
+
+def guard_input(settings: GuardsSettings, request: GenerationRequest) -> Guarded:
+    """The input-guards step with the PII guard alone."""
+    return asyncio.run(GuardSet(settings, [PIIGuard(settings)]).check_input(request, None))
 
 
 def test_messages_share_placeholders_and_the_answer_is_restored() -> None:
@@ -72,5 +77,5 @@ def test_a_streamed_placeholder_cut_in_two_is_restored() -> None:
 
 def test_not_enforced_leaves_the_request_alone() -> None:
     original = request("I am ann@example.com")
-    guarded = guard_input(PIIGuard(GuardsSettings()), original)
+    guarded = guard_input(GuardsSettings(), original)
     assert guarded.request is original and guarded.decisions == []

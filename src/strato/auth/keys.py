@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Column, Engine, Float, Integer, MetaData, String, Table, Text, func, select, update
 
 from strato.auth.audit import AuditEvent, append_events
-from strato.config import Name
+from strato.config import Name, check_guard_overrides
 from strato.store.sql import SQLStore, traces
 
 SECRET_PREFIX = "sk-strato-"
@@ -38,6 +38,7 @@ api_keys = Table(
     Column("expires_at", Float),
     Column("team", String(256)),
     Column("metadata", Text),
+    Column("guards", Text),
     Column("created_at", Float, nullable=False),
     Column("rotated_at", Float),
     Column("revoked_at", Float),
@@ -60,6 +61,18 @@ class KeySpec(BaseModel):
     )
     team: str | None = Field(None, description="A team name, for grouping.")
     metadata: dict[str, str] = Field(default_factory=dict, description="Free-form labels.")
+    guards: dict[str, dict[str, Any]] | None = Field(
+        None,
+        description="Guard settings for this key's requests, over the global and the model's: "
+        '`{"injection": {"action": "block"}, "pii": {"enforce": true}}`.',
+    )
+
+    @field_validator("guards")
+    @classmethod
+    def _valid_guards(cls, guards: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]] | None:
+        if guards:
+            check_guard_overrides(guards, "guards")
+        return guards or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +87,7 @@ class VirtualKey:
     expires_at: float | None = None
     team: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    guards: dict[str, dict[str, Any]] | None = None
     created_at: float = 0.0
     rotated_at: float | None = None
     revoked_at: float | None = None
@@ -136,6 +150,7 @@ class KeyStore:
             "expires_at": parse_expiry(spec.expires, now),
             "team": spec.team,
             "metadata": json.dumps(spec.metadata) if spec.metadata else None,
+            "guards": json.dumps(spec.guards) if spec.guards else None,
             "created_at": now,
         }
         detail = {"name": spec.name, "models": spec.models, "team": spec.team}
@@ -216,6 +231,7 @@ def _from_row(row: Any) -> VirtualKey:
         expires_at=row["expires_at"],
         team=row["team"],
         metadata=json.loads(row["metadata"]) if row["metadata"] else {},
+        guards=json.loads(row["guards"]) if row.get("guards") else None,
         created_at=row["created_at"],
         rotated_at=row.get("rotated_at"),
         revoked_at=row.get("revoked_at"),

@@ -40,6 +40,10 @@ def create(
     expires: Annotated[str | None, typer.Option(help="30d, 12h, 2w or a date (2026-12-31).")] = None,
     team: Annotated[str | None, typer.Option(help="Team name.")] = None,
     metadata: Annotated[list[str] | None, typer.Option(help="k=v label; repeat for more.")] = None,
+    guards: Annotated[
+        str | None,
+        typer.Option(help='Guard settings for this key, as JSON: \'{"injection": {"action": "block"}}\'.'),
+    ] = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
@@ -60,6 +64,7 @@ def create(
         expires=expires,
         team=team,
         metadata=labels,
+        guards=_json_option(guards, "--guards"),
     )
     store = _open(config)
     try:
@@ -144,6 +149,15 @@ def rotate(key_id: str, as_json: JsonOption = False, config: ConfigOption = None
         typer.echo(f"strato: error: no live key {key_id!r}", err=True)
         raise typer.Exit(1)
     _print_secret(*rotated, as_json)
+
+
+def _json_option(value: str | None, name: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint=name) from None
 
 
 def _spec(**fields: Any) -> KeySpec:

@@ -1,17 +1,45 @@
 """Undo the tricks that hide identifiers from regular expressions, keeping a map back to the original.
 
 Zero-width characters are dropped; full-width, mathematical and other Unicode digits and full-width
-punctuation become ASCII (NFKC, then any decimal digit to its ASCII value). Spans found in the
-normalised text are mapped back to spans in the text the caller sent.
+punctuation become ASCII (NFKC, then any decimal digit to its ASCII value). Cyrillic, Greek and
+other letters that look like Latin ones ("pаssword" with a Cyrillic a) become those Latin letters,
+but only in a word that mixes them with Latin letters or is made of look-alikes alone: a word
+genuinely written in Russian or Greek keeps its letters. Every step maps one character to one (or
+drops it), so spans found in the normalised text map back to spans in the text the caller sent.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
 # Characters that render as nothing but split a token for a naive matcher.
 INVISIBLE = frozenset("\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e\u034f")
+
+
+# Letters of other scripts that render like a Latin letter (Unicode's confusables, the ones used to
+# dodge filters). Full-width and mathematical Latin letters are already folded by NFKC.
+LOOKALIKES = {
+    # Cyrillic
+    "а": "a", "в": "b", "е": "e", "о": "o", "р": "p", "с": "c", "х": "x", "у": "y", "і": "i",
+    "ј": "j", "ѕ": "s", "һ": "h", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ӏ": "l", "ь": "b", "ү": "y",
+    "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C",
+    "Т": "T", "Х": "X", "У": "Y", "І": "I", "Ј": "J", "Ѕ": "S", "Һ": "H", "Ԛ": "Q", "Ԝ": "W",
+    "Ӏ": "I", "Ү": "Y",
+    # Greek
+    "ο": "o", "α": "a", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ρ": "p", "τ": "t", "υ": "u",
+    "χ": "x", "γ": "y", "ω": "w",
+    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N",
+    "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
+    # Armenian, Latin IPA and dotless letters
+    "օ": "o", "ս": "u", "ց": "g", "ɑ": "a", "ɡ": "g", "ı": "i", "ȷ": "j", "ʏ": "y",
+}  # fmt: skip
+_FOLD = str.maketrans(LOOKALIKES)
+_LOOKALIKE_CHARS = frozenset(LOOKALIKES)
+# A word (letters only) with at least one look-alike in it, matched whole.
+_WORD_WITH_LOOKALIKE = re.compile(rf"(?<![^\W\d_])[^\W\d_]*[{''.join(LOOKALIKES)}][^\W\d_]*")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 @dataclass(frozen=True)
@@ -30,15 +58,43 @@ class Normalized:
 def normalize(text: str) -> Normalized:
     if text.isascii():  # the common case: nothing to undo
         return Normalized(text, list(range(len(text))), len(text))
-    out: list[str] = []
+    parts: list[str] = []
     origin: list[int] = []
-    for index, char in enumerate(text):
+    last = 0
+    for match in _NON_ASCII.finditer(text):  # ASCII runs are copied whole
+        index = match.start()
+        parts.append(text[last:index])
+        origin.extend(range(last, index))
+        last = index + 1
+        char = match.group(0)
         if char in INVISIBLE or unicodedata.category(char) == "Cf":
             continue
         for piece in _ascii_view(char):
-            out.append(piece)
+            parts.append(piece)
             origin.append(index)
-    return Normalized("".join(out), origin, len(text))
+    parts.append(text[last:])
+    origin.extend(range(last, len(text)))
+    return Normalized(_fold_lookalikes("".join(parts)), origin, len(text))
+
+
+def _fold_lookalikes(text: str) -> str:
+    """`text` with the look-alike letters of each disguised word replaced by Latin ones (one
+    character for one). Runs after invisible characters are gone, so "р\u200bаy" is one word."""
+    if _LOOKALIKE_CHARS.isdisjoint(text):
+        return text
+    return _WORD_WITH_LOOKALIKE.sub(_fold_word, text)
+
+
+def _fold_word(match: re.Match[str]) -> str:
+    word = match.group(0)
+    return word.translate(_FOLD) if _disguised(word) else word
+
+
+def _disguised(word: str) -> bool:
+    """Whether a word's look-alike letters stand in for Latin ones: it mixes them with ASCII letters
+    ("pаypal"), or consists of look-alikes alone ("ѕех"). A word with any other letter of its script
+    ("привет", "καλημέρα") is real Russian or Greek."""
+    return all(char.isascii() or char in LOOKALIKES for char in word)
 
 
 def _ascii_view(char: str) -> str:

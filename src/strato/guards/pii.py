@@ -19,7 +19,7 @@ from strato.guards.recognizers import (
     RECOGNIZERS,
     Recognizer,
 )
-from strato.guards.verdict import Action, Finding, ScanContext, Verdict, strictest
+from strato.guards.verdict import Action, Direction, Finding, ScanContext, Verdict, strictest
 
 Pattern = re.Pattern[str]
 
@@ -61,6 +61,7 @@ class PIIGuard:
     """The `Guard` for PII, applying the configured policy (global, or the model's own)."""
 
     name = "pii"
+    directions: tuple[Direction, ...] = ("input", "output")
 
     def __init__(self, settings: GuardsSettings, scanner: PIIScanner | None = None) -> None:
         self.settings = settings
@@ -78,7 +79,7 @@ class PIIGuard:
 
     def scan_now(self, text: str, context: ScanContext) -> Verdict:
         """`scan` without the coroutine: the work is CPU-bound and takes well under a millisecond."""
-        policy = self.policy(context.model)
+        policy = context.settings.pii if context.settings is not None else self.policy(context.model)
         if not policy.enabled:
             return Verdict("allow", text, [], self.name)
         rules = policy.input if context.direction == "input" else policy.output

@@ -138,6 +138,152 @@ _PHONE = re.compile(
     r"(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?!\w|-\d|[.:]\d)"
 )
 
+
+# Street addresses. The parts are built up here so each rule reads as the address it describes;
+# matching is on normalised text, so the letters of a word may be any script's.
+_UPPER = "A-ZÀ-ÖØ-ÞĀ-ŽΆ-ΏΑ-ΫЀ-Я"  # capitals of Latin, Greek and Cyrillic (Latin Extended-A mixed)
+_WORD = rf"(?>[{_UPPER}][^\W\d_]*+(?:['’.-][^\W\d_]++)*+\.?)"  # capitalised: O'Connell, Saint-Jean
+_ORDINAL = r"\d{1,3}(?:st|nd|rd|th)"
+_LINKS = r"(?:de|la|le|du|des|del|della|dei|di|da|do|dos|das|van|von|der|den|of|the|y|z|al|el)"
+_NAME = rf"(?:{_LINKS}[ ])*(?:{_WORD}|{_ORDINAL})(?:[ ](?:{_LINKS}[ ])*(?:{_WORD}|{_ORDINAL})){{0,3}}"
+_HOUSE = r"\d{1,6}[A-Za-z]?(?:-\d{1,4})?(?:[ ]\d{1,5}[A-Za-z]?)?"  # "221B", "10-12", "363 52"
+_STREET_TYPES = (
+    "Street|St|Avenue|Ave|Av|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Square|Sq|"
+    "Terrace|Ter|Way|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Close|Crescent|Cres|Gardens|Gdns|Grove|Row|"
+    "Mews|Walk|Trail|Trl|Alley|Plaza|Loop|Pike|Expressway|Expy|Freeway|Fwy|Turnpike|Causeway|"
+    "Esplanade|Parade|Quay|Wharf|Str"
+)
+# Street types that are also ordinary nouns after a number ("3 Blue Lakes"): scored lower.
+_WEAK_TYPES = (
+    "Points?|Ridges?|Hills?|Heights|View|Park|Greens?|Rise|Vale|Coves?|Creek|Bend|Glen|Harbou?r|"
+    "Meadows?|Landing|Junction|Estates?|Cent(?:er|re)|Hollow|Islands?|Lakes?|Manor|Mills?|Orchard|"
+    "Pass|Springs?|Station|Summit|Valley|Villas?|Vista|Cliffs?|Fords?|Forest|Shores?|Falls|Fields?|"
+    "Knolls?|Ports?|Ranch|Rapids|Unions?|Ways|Crossing|Trace|Track|Oval|Canyon|Camp|Bypass|Isle|"
+    "Mall|Gateway|Courts|Streets|Roads|Drives|Squares"
+)
+_UNIT = (
+    r"(?i:apt\.?|apartment|suite|ste\.?|unit|flat|floor|fl\.?|room|rm\.?|bldg\.?|building|#)"
+    r"[ ]?#?[A-Za-z]?\d{1,5}[A-Za-z]?"
+)
+_QUOTE = r"(?:>[ \t]*)*"  # an address in a quoted e-mail reply
+_UNITS = rf"(?:[ \t]*,?[ \t]*(?:\n[ \t]*{_QUOTE})?{_UNIT}){{0,2}}"
+_POSTCODE = r"\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?[ ]?\d[A-Z]{2}|[A-Z]\d[A-Z][ ]?\d[A-Z]\d"  # US, UK, CA
+_BREAK = rf"[ \t]*[,\n][ \t]*(?:[,\n][ \t]*){{0,2}}{_QUOTE}"  # ", " or a new line (or both)
+_TOWN = rf"{_WORD}(?:[ ]{_WORD}){{0,2}}"
+# ", Springfield, IL 62704", "\nLondon SW1A 1AA", "\n Riisa\n Estonia 62488": towns, then a postcode.
+_TAIL = rf"(?:(?:{_BREAK}{_TOWN}){{1,3}}(?:{_BREAK}[A-Z]{{2,3}})?(?:{_BREAK}|[ \t]+)(?:{_POSTCODE})(?!\w))?"
+_END = r"(?![\w-])"
+_START = r"(?<![\w.,-])"
+# A word followed by a number within the next few words: cheap to check, and most text fails it,
+# which spares the rules below their costly alternatives at almost every word.
+_NUMBER_AHEAD = r"(?=(?:[^\W\d][\w'’.-]*+[ ]){0,3}+\d)"
+
+# 123 Main Street, Apt 5, Springfield, IL 62704 / 42 Baker St / 1600 Pennsylvania Avenue NW
+_ADDRESS = re.compile(
+    rf"{_START}{_HOUSE}[ ]{_NAME}[ ](?i:{_STREET_TYPES}|{_WEAK_TYPES})\.?"
+    rf"(?:[ ](?:N|S|E|W|NE|NW|SE|SW))?{_END}{_UNITS}{_TAIL}"
+)
+# Via Roma 131, 29 Rue de Tanger, ul. Słowicza 10, Avenida Paulista 1578, C/ Mayor 5
+_PREFIXED = re.compile(
+    rf"{_START}(?:{_HOUSE}[ ])?(?:Via|Viale|Vicolo|Piazza|Piazzale|Corso|Largo|Strada|Rue|Avenue|"
+    rf"Boulevard|Chemin|Impasse|Allée|Quai|Rua|Rúa|Avenida|Avda\.|Av\.|Travessa|Praça|Calle|C/|Carrer|"
+    rf"Paseo|Plaza|Camino|Ronda|Ulica|ul\.|al\.|Aleja|Bulevardul|Str\.|Odos|rue)[ ]{_NAME}"
+    rf"(?:[ ]\d{{1,5}}[A-Za-z]?\.?)?{_END}{_UNITS}{_TAIL}"
+)
+# Friedhofstrasse 33, gesterbyntie 68, Passauer Strasse 33, Trenerys gate 232, Rákóczi út 66.
+_COMPOUND_TYPES = (
+    "strasse", "straße", "str.", "weg", "gasse", "platz", "allee", "damm", "ufer", "laan", "straat",
+    "gracht", "plein", "kade", "steeg", "vej", "gade", "gatan", "vägen", "gränd", "veien", "vegen",
+    "vegur", "gata", "tie", "katu", "kuja", "polku", "utca", "braut", "stræde", "stræti", "straeti",
+    "vænget", "stien", "bakken", "vangen", "torv", "hove",
+)  # fmt: skip
+# A word that ends in one of them, tested after the word is read (not at each of its letters).
+_ENDS_IN_TYPE = "(?i:" + "|".join(f"(?<={re.escape(t)})" for t in _COMPOUND_TYPES) + ")"
+_SEPARATE_TYPES = (
+    "út|útja|tér|utca|u\\.|gate|gata|vei|veien|vej|gade|Strasse|Straße|Weg|Gasse|Platz|Allee|laan|"
+    "straat|tie|katu|str\\.|Str\\."
+)
+_COMPOUND = re.compile(
+    rf"{_START}{_NUMBER_AHEAD}(?:{_HOUSE}[ ])?(?:{_WORD}[ ]){{0,2}}(?:[^\W\d_]++\.?{_ENDS_IN_TYPE}|"
+    rf"{_WORD}[ ](?:[^\W\d_]++[ ])?(?:{_SEPARATE_TYPES}))[ ]\d{{1,5}}[A-Za-z]?\.?{_END}{_UNITS}{_TAIL}"
+)
+# 20789 Allika 46, Apt 5 / 450 Præstevænget 15: a name between numbers, or before a unit or a town
+_NUMBERED = re.compile(
+    rf"{_START}(?:{_HOUSE}[ ])?{_WORD}(?:[ ]{_WORD}){{0,2}}[ ]\d{{1,5}}[A-Za-z]?\.?"
+    rf"(?:[ ](?i:st|street)\.?)?{_END}{_UNITS}{_TAIL}"
+)
+# P.O. Box 287, PO Box 12, Postbox 53; US military mail: PSC 3294, Box 9168 APO AA 61487
+_PO_BOX = re.compile(
+    r"(?<![\w.])(?i:p\.?[ ]?o\.?[ ]?box|post[ ]?office[ ]?box|postbox|(?:psc|unit|cmr)[ ]\d{3,5},?[ ]box)"
+    r"[ ]#?\d{1,6}(?:\s+(?i:apo|fpo|dpo)[ ](?i:aa|ae|ap)[ ]\d{5})?(?!\w)"
+)
+_SHIP_MAIL = re.compile(
+    r"(?<![\w.])(?i:usns|usnv|uss|uscgc)[ ](?:[^\W\d_]+[ ]?){1,3}\s*(?i:fpo[ ]a[aep])[ ]\d{5}(?!\w)"
+)
+# "the corner of 5th Avenue and Main St."
+_SIDE = rf"[\d{_UPPER}][^\W_]*\.?(?:[ ](?!and\b)[^\W_]+\.?){{0,4}}"  # "5th Avenue", "Main St."
+_CORNER = re.compile(rf"[Cc]orner[ ]of[ ]{_SIDE}[ ]and[ ]{_SIDE}(?=[ ]*(?:[,.;:!?)\n]|$))")
+# "Apt. 5" on a line of its own: a line of an address block (not "Unit 5", a syllabus heading).
+_UNIT_LINE = re.compile(
+    r"(?:(?<=\n)|(?<=\n )|(?<=\n>)|(?<=\n> )|(?<=\n  )|\A)(?i:apt\.?|apartment|suite|ste\.?)"
+    r"[ ]?#?\d{1,5}[A-Za-z]?(?=[ \t]*(?:\n|\Z))"
+)
+_YEAR = re.compile(r"(?:1[5-9]|20)\d\d")
+_POSTCODE_END = r"\d{5}(?:-\d{4})?$|\d[A-Z]{2}$|[A-Z]\d$"
+_FULL = re.compile(rf"{_UNIT}|{_POSTCODE_END}")  # a unit or a postcode: the rest of an address
+_FULL_STRICT = re.compile(rf"(?i:apt\.?|apartment|suite|ste\.?)[ ]?#?[A-Za-z]?\d|{_POSTCODE_END}")
+_ENGLISH_PREFIXES = ("Avenue", "Boulevard", "Plaza")  # "Avenue Q 3 times", "Plaza Hotel 5 stars"
+_NOT_STREETS = ("brigade", "renegade", "cutie", "sweetie", "necktie", "bowtie", "untie")
+
+
+def _street_address(match: str) -> float | None:
+    """A number and a street name with its type: weaker when the number looks like a year ("in 2019
+    Google Drive") or the type is also a plain noun, stronger with a unit or a postcode."""
+    first, rest = match.split(" ", 1)
+    if _FULL.search(rest):
+        return 1.0
+    factor = 0.5 if _YEAR.fullmatch(first) else 1.0
+    street_type = re.search(r"([^\W\d_]+)\.?(?:[ ](?:N|S|E|W|NE|NW|SE|SW))?$", match)
+    if street_type and re.fullmatch(_WEAK_TYPES, street_type.group(1).title()):
+        factor *= 0.6
+    return factor
+
+
+def _foreign_street(match: str) -> float | None:
+    """Continental streets need a number somewhere to be an address and not a place's name; one
+    that starts with a word English uses too ("Avenue Q 3 times") needs an address word near."""
+    if not re.search(r"\d", match) or any(word in match.lower() for word in _NOT_STREETS):
+        return None
+    if match.startswith(_ENGLISH_PREFIXES) and not _FULL.search(match):
+        return 0.6
+    return 1.0
+
+
+def _numbered_name(match: str) -> float | None:
+    """A capitalised name and a number ("Windows 10") is an address only with more: a unit, a town
+    and postcode, a street type, or a house number before it (then only with an address word near)."""
+    number = re.search(r"[^\W\d_][ ]\d", match)
+    rest = match[number.end() :] if number else ""
+    # Not "Floor 3" or "#1" here: "Windows 10, Floor 3" and "Python 3 #1" are not addresses.
+    if _FULL_STRICT.search(rest) or re.search(r"(?i:st|street)\.?$", rest):
+        return 1.0
+    if re.match(r"\d", match) and not _YEAR.match(match):
+        return 0.5
+    return None
+
+
+# A place word near a match supports it. Words of an address itself ("street", "suite") support
+# only the rules that match no such word, or that score high already when they include one.
+PLACE_CONTEXT = (
+    "address", "lives at", "live at", "living at", "lives on", "located at", "deliver", "delivery",
+    "ship to", "shipping", "mailing", "billing", "postal", "residence", "reside", "moved to",
+    "drops you off", "stop at",
+)  # fmt: skip
+ADDRESS_CONTEXT = (*PLACE_CONTEXT, "apt", "apartment", "suite")
+STREET_CONTEXT = (*ADDRESS_CONTEXT, "street")
+ADDRESS_AGAINST = ("version", "chapter", "page", "figure", "step", "section", "table", "verse", "season")
+
+
 RECOGNIZERS: tuple[Recognizer, ...] = (
     Recognizer("EMAIL_ADDRESS", _EMAIL, 1.0, lambda _: 1.0, ("email", "e-mail", "mail", "contact")),
     Recognizer(
@@ -174,4 +320,12 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
         ("phone", "call", "tel", "telephone", "mobile", "cell", "fax", "contact", "reach", "number", "dial"),
         ("order", "invoice", "isbn", "version", "id", "date", "zip", "iban", "account", "card", "ssn"),
     ),
+    Recognizer("STREET_ADDRESS", _ADDRESS, 0.6, _street_address, ADDRESS_CONTEXT, ADDRESS_AGAINST),
+    Recognizer("STREET_ADDRESS", _PREFIXED, 0.5, _foreign_street, STREET_CONTEXT, ADDRESS_AGAINST),
+    Recognizer("STREET_ADDRESS", _COMPOUND, 0.5, _foreign_street, STREET_CONTEXT, ADDRESS_AGAINST),
+    Recognizer("STREET_ADDRESS", _NUMBERED, 0.6, _numbered_name, STREET_CONTEXT, ADDRESS_AGAINST),
+    Recognizer("STREET_ADDRESS", _PO_BOX, 0.7, lambda _: 1.0, ADDRESS_CONTEXT),
+    Recognizer("STREET_ADDRESS", _SHIP_MAIL, 0.7, lambda _: 1.0, ADDRESS_CONTEXT),
+    Recognizer("STREET_ADDRESS", _CORNER, 0.5, lambda _: 1.0, ADDRESS_CONTEXT),
+    Recognizer("STREET_ADDRESS", _UNIT_LINE, 0.4, lambda _: 1.0, (), ADDRESS_AGAINST),
 )

@@ -1,17 +1,24 @@
-"""The input-guards step of the request path: scan every message, block or redact, restore the answer."""
+"""The guard steps of the request path: scan the input (block, redact, flag) and the answer.
+
+Every guard scans the text as the caller sent it, so findings' spans refer to that text; redactions
+are then applied once, with stable placeholders that the answer can be restored from.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from strato.config import GuardsSettings
 from strato.errors import InvalidRequest
-from strato.guards.pii import PIIGuard
 from strato.guards.redact import Placeholders
-from strato.guards.verdict import Action, ScanContext, Verdict, strictest
+from strato.guards.verdict import Action, Direction, Finding, Guard, ScanContext, Verdict, strictest
 from strato.types import Chunk, Generation, GenerationRequest
+
+if TYPE_CHECKING:
+    from strato.providers.registry import ModelTable
 
 LONGEST_PLACEHOLDER = 48  # characters held back while a streamed "<" may start a placeholder
 
@@ -22,38 +29,44 @@ class GuardBlocked(InvalidRequest):
 
 @dataclass
 class Guarded:
-    """A request after the input guards: what the model sees, and how to restore its answer."""
+    """A request after the input guards: what the model sees, and how to treat its answer."""
 
     request: GenerationRequest
+    settings: GuardsSettings
     placeholders: Placeholders = field(default_factory=Placeholders)
     decisions: list[dict[str, Any]] = field(default_factory=list)  # for the trace
-    restore: bool = False
-    blocked: list[str] = field(default_factory=list)  # entity types the policy blocks
-    guard: str = "pii"
+    blocked: list[tuple[str, str]] = field(default_factory=list)  # (guard, finding type) that block
+    output_checked: bool = False  # a held stream's answer has been through the output guards
 
     def record(self) -> dict[str, Any]:
         """What the trace keeps: the request as the model saw it, and the guards' decisions."""
         return {"guards": self.decisions} if self.decisions else {}
 
     def action(self) -> Action:
-        """The strictest decision taken on any message (allow when nothing was found)."""
+        """The strictest decision taken (allow when nothing was found)."""
         return "block" if self.blocked else strictest([d["action"] for d in self.decisions])
 
     def raise_if_blocked(self) -> None:
         if self.blocked:
+            guard = self.blocked[0][0]
+            types = ", ".join(sorted({t for g, t in self.blocked if g == guard}))
             raise GuardBlocked(
-                f"The request was blocked by the {self.guard} guard: it contains {', '.join(self.blocked)}.",
-                code=f"guard_blocked:{self.guard}",
+                f"The request was blocked by the {guard} guard: it contains {types}.",
+                code=f"guard_blocked:{guard}",
                 param="messages" if self.request.messages is not None else "prompt",
             )
 
+    @property
+    def restores(self) -> bool:
+        return self.settings.pii.restore and len(self.placeholders) > 0
+
     def answer(self, result: Generation) -> Generation:
-        if not self.restore or not len(self.placeholders):
+        if not self.restores:
             return result
         return dataclasses.replace(result, text=self.placeholders.restore(result.text))
 
     def chunks(self, chunks: AsyncGenerator[Chunk, None]) -> AsyncGenerator[Chunk, None]:
-        if not self.restore or not len(self.placeholders):
+        if not self.restores:
             return chunks
         return self._restored(chunks)
 
@@ -77,32 +90,183 @@ class Guarded:
             await chunks.aclose()
 
 
-def guard_input(guard: PIIGuard, request: GenerationRequest) -> Guarded:
-    """Apply the PII policy to the request's messages (or prompt). Raises GuardBlocked."""
-    policy = guard.policy(request.model)
-    guarded = Guarded(request, restore=policy.restore)
-    if not (policy.enabled and policy.enforce):
+@dataclass
+class Checked:
+    """An answer after the output guards: the text to return and what was found."""
+
+    text: str
+    action: Action
+    decisions: list[dict[str, Any]]
+    blocked: list[tuple[str, str]]
+
+    def raise_if_blocked(self) -> None:
+        if self.blocked:
+            guard = self.blocked[0][0]
+            types = ", ".join(sorted({t for g, t in self.blocked if g == guard}))
+            raise GuardBlocked(
+                f"The answer was blocked by the {guard} guard: it contains {types}.",
+                code=f"guard_blocked:{guard}",
+            )
+
+
+class GuardSet:
+    """The configured guards, run in order on each input message and on the answer."""
+
+    def __init__(self, settings: GuardsSettings, guards: Sequence[Guard]) -> None:
+        self.settings = settings
+        self.guards = tuple(guards)
+
+    def settings_for(self, model: str | None, overrides: Mapping[str, Any] | None = None) -> GuardsSettings:
+        return self.settings.resolved(model, overrides)
+
+    async def scan(
+        self,
+        text: str,
+        direction: Direction,
+        model: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Verdict:
+        """Every guard that runs in `direction` on one text, whether or not it is on the request path
+        (what `POST /v1/guards/scan` answers)."""
+        settings = self.settings_for(model, overrides)
+        context = ScanContext(direction, model, settings=settings, role="user")
+        verdicts = [await g.scan(text, context) for g in self.guards if direction in g.directions]
+        return _combined(text, verdicts, context)
+
+    async def check_input(self, request: GenerationRequest, overrides: Mapping[str, Any] | None) -> Guarded:
+        """Run the input guards on each message (or the prompt): the request the model will see."""
+        settings = self.settings_for(request.model, overrides)
+        guarded = Guarded(request, settings)
+        guards = [g for g in self.guards if "input" in g.directions and _on_requests(g, settings)]
+        if not guards:
+            return guarded
+        if request.messages is not None:
+            texts = [(m.role, m.content) for m in request.messages]
+        else:
+            texts = [("user", request.prompt or "")]
+        outcome: list[str] = []
+        for index, (role, text) in enumerate(texts):
+            context = ScanContext("input", request.model, guarded.placeholders, settings, role)
+            verdicts = [await g.scan(text, context) for g in guards if _reads(g, role, settings)]
+            verdict = _combined(text, verdicts, context)
+            outcome.append(verdict.text)
+            _note(guarded.decisions, guarded.blocked, verdicts, "input", index)
+        if request.messages is not None:
+            messages = tuple(
+                dataclasses.replace(m, content=t) for m, t in zip(request.messages, outcome, strict=True)
+            )
+            guarded.request = dataclasses.replace(request, messages=messages)
+        else:
+            guarded.request = dataclasses.replace(request, prompt=outcome[0])
         return guarded
-    context = ScanContext("input", request.model, guarded.placeholders)
-    if request.messages is not None:
-        verdicts = [guard.scan_now(m.content, context) for m in request.messages]
-        messages = tuple(
-            dataclasses.replace(m, content=v.text) for m, v in zip(request.messages, verdicts, strict=True)
+
+    def buffers_stream(self, guarded: Guarded) -> bool:
+        """Whether a streamed answer must be held until it is complete: an output guard may change
+        or refuse it. With the default actions (flag) the stream flows and is checked at its end."""
+        output = guarded.settings
+        actions = (
+            [output.pii.output.action, *output.pii.output.entities.values()] if output.pii.enabled else []
         )
-        guarded.request = dataclasses.replace(request, messages=messages)
-    else:
-        verdicts = [guard.scan_now(request.prompt or "", context)]
-        guarded.request = dataclasses.replace(request, prompt=verdicts[0].text)
-    guarded.decisions = [_decision(i, v) for i, v in enumerate(verdicts) if v.findings]
-    guarded.blocked = sorted({f.type for v in verdicts for f in v.findings if f.action == "block"})
-    return guarded
+        actions += [output.secrets.output_action] if output.secrets.enabled else []
+        actions += [output.words.action] if output.words.words or output.words.topics else []
+        actions += [output.output.anomalies, output.output.profanity]
+        return any(a in ("redact", "block") for a in actions)
+
+    async def check_output(self, text: str, guarded: Guarded, finish_reason: str | None = None) -> Checked:
+        """Run the output guards on the answer (as the model wrote it, before placeholders are
+        restored: restored values are the caller's own). An answer that is only tool calls has no
+        text to judge."""
+        if finish_reason == "tool_calls" and not text:
+            return Checked(text, "allow", [], [])
+        settings = guarded.settings
+        request = guarded.request
+        json_expected = (
+            request.params.response_format is not None
+            and request.params.response_format.type
+            in (
+                "json_object",
+                "json_schema",
+            )
+        )
+        context = ScanContext("output", request.model, Placeholders(), settings, None, json_expected)
+        verdicts = [await g.scan(text, context) for g in self.guards if "output" in g.directions]
+        verdict = _combined(text, verdicts, context)
+        decisions: list[dict[str, Any]] = []
+        blocked: list[tuple[str, str]] = []
+        _note(decisions, blocked, verdicts, "output", None)
+        return Checked(verdict.text, verdict.action, decisions, blocked)
 
 
-def _decision(index: int, verdict: Verdict) -> dict[str, Any]:
-    return {
-        "guard": verdict.guard,
-        "direction": "input",
-        "message": index,
-        "action": verdict.action,
-        "findings": [f.as_dict() for f in verdict.findings],
-    }
+def _on_requests(guard: Guard, settings: GuardsSettings) -> bool:
+    """Whether a guard runs on chat and completion requests (the PII policy is opt-in there)."""
+    if guard.name == "pii":
+        return settings.pii.enabled and settings.pii.enforce
+    return True
+
+
+def _reads(guard: Guard, role: str, settings: GuardsSettings) -> bool:
+    """The injection detector reads the roles it is configured for; the others read every message."""
+    if guard.name == "injection":
+        return role in settings.injection.roles
+    return True
+
+
+def _combined(text: str, verdicts: list[Verdict], context: ScanContext) -> Verdict:
+    """One verdict from several guards' on the same text: the strictest action, every finding, and
+    the text with the redacted findings replaced (where two overlap, the one found first)."""
+    findings = [dataclasses.replace(f, guard=v.guard) for v in verdicts for f in v.findings]
+    action = strictest([v.action for v in verdicts])
+    redacted: list[Finding] = []
+    for finding in findings:
+        if finding.action == "redact" and all(
+            finding.end <= r.start or finding.start >= r.end for r in redacted
+        ):
+            redacted.append(finding)
+    if redacted:
+        text = context.placeholders.redact(text, redacted)
+    return Verdict(action, text, findings, "+".join(v.guard for v in verdicts if v.findings))
+
+
+def _note(
+    decisions: list[dict[str, Any]],
+    blocked: list[tuple[str, str]],
+    verdicts: list[Verdict],
+    direction: Direction,
+    index: int | None,
+) -> None:
+    for verdict in verdicts:
+        if not verdict.findings:
+            continue
+        decision: dict[str, Any] = {"guard": verdict.guard, "direction": direction}
+        if index is not None:
+            decision["message"] = index
+        decision["action"] = verdict.action
+        decision["findings"] = [f.as_dict() for f in verdict.findings]
+        decisions.append(decision)
+        blocked.extend((verdict.guard, f.type) for f in verdict.findings if f.action == "block")
+
+
+def build_guards(settings: GuardsSettings, models: ModelTable | None = None) -> GuardSet:
+    """The built-in guards in the order they run: secrets, PII, prompt injection, banned words and
+    topics, then (on answers) profanity and content anomalies. Topics are embedded with the
+    configured embedding model of the embedded MiniLM's name when there is one."""
+    from strato.guards.anomalies import OutputGuard
+    from strato.guards.injection import InjectionGuard
+    from strato.guards.pii import PIIGuard
+    from strato.guards.secrets import SecretsGuard
+    from strato.guards.words import DEFAULT_EMBEDDER, WordsGuard, embed_with
+
+    embed = None
+    if models is not None and DEFAULT_EMBEDDER in models.embedders:
+        embed = embed_with(models.embedders[DEFAULT_EMBEDDER], DEFAULT_EMBEDDER)
+    injection = InjectionGuard()
+    if settings.injection.enabled:
+        injection.detector.load()  # at startup, not on the first request
+    guards: list[Guard] = [
+        SecretsGuard(settings),
+        PIIGuard(settings),
+        injection,
+        WordsGuard(settings, embed),
+        OutputGuard(settings),
+    ]
+    return GuardSet(settings, guards)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
+    from strato.config import GuardsSettings
     from strato.guards.redact import Placeholders
 
 Action = Literal["allow", "flag", "redact", "block"]
@@ -25,25 +26,33 @@ class Finding:
     score: float
     text: str
     action: Action = "flag"  # what the policy does with it
+    guard: str = ""  # which guard found it, once several guards' findings are put together
 
     def as_dict(self) -> dict[str, object]:
         """What a trace or an API response shows: never the matched text itself."""
-        return {
+        shown: dict[str, object] = {
             "type": self.type,
             "start": self.start,
             "end": self.end,
             "score": round(self.score, 3),
             "action": self.action,
         }
+        if self.guard:
+            shown["guard"] = self.guard
+        return shown
 
 
 @dataclass(frozen=True)
 class ScanContext:
-    """What a guard may want to know about the text it scans."""
+    """What a guard may want to know about the text it scans. `settings` are the guard settings for
+    this request (global, the model's and the key's overrides merged); None: the guard's own."""
 
     direction: Direction = "input"
     model: str | None = None
     placeholders: Placeholders = field(default_factory=lambda: _placeholders())
+    settings: GuardsSettings | None = None
+    role: str | None = None  # the message's role on input ("tool": text the model's tools returned)
+    json_expected: bool = False  # on output: the request asked for JSON (response_format)
 
 
 @dataclass
@@ -57,9 +66,11 @@ class Verdict:
 
 
 class Guard(Protocol):
-    """A scanner on the request path. `name` appears in error codes (`guard_blocked:<name>`)."""
+    """A scanner on the request path. `name` appears in error codes (`guard_blocked:<name>`).
+    `directions` says where it runs: on input (each message), on output (the answer), or both."""
 
     name: str
+    directions: tuple[Direction, ...]
 
     async def scan(self, text: str, context: ScanContext) -> Verdict: ...
 

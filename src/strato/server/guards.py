@@ -8,8 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from strato.guards.pii import PIIGuard
-from strato.guards.verdict import ScanContext
+from strato.guards.step import GuardSet
 
 router = APIRouter()
 
@@ -24,8 +23,8 @@ class ScanRequest(BaseModel):
 
 @router.post("/v1/guards/scan")
 async def scan(body: ScanRequest, request: Request) -> JSONResponse:
-    guard: PIIGuard = request.app.state.gateway.pii_guard
-    verdict = guard.scan_now(body.text, ScanContext(direction=body.direction, model=body.model))
+    guards: GuardSet = request.app.state.gateway.guards
+    verdict = await guards.scan(body.text, body.direction, body.model)
     return JSONResponse(
         {
             "object": "guards.scan",

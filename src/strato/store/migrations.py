@@ -306,6 +306,11 @@ MIGRATIONS: list[tuple[str, list[Statement]]] = [
             {"postgresql": KEY_TOKENS},
         ],
     ),
+    (
+        # Per-key guard settings: overrides of `guards` (e.g. {"injection": {"action": "block"}}), JSON.
+        "0009_key_guards",
+        ["ALTER TABLE api_keys ADD COLUMN guards TEXT"],
+    ),
 ]
 
 
