@@ -46,6 +46,14 @@ CASES = [
         None,
     ),
     ("not an object", "/v1/chat/completions", "[1, 2]", 400, None, None),
+    (
+        "model name too long",
+        "/v1/chat/completions",
+        '{"model": "' + "m" * 300 + '", "messages": [{"role": "user", "content": "x"}]}',
+        400,
+        None,
+        "model",
+    ),
     ("missing messages", "/v1/chat/completions", '{"model": "smollm2"}', 400, None, "messages"),
     ("empty messages", "/v1/chat/completions", '{"model": "smollm2", "messages": []}', 400, None, "messages"),
     (

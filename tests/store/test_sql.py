@@ -142,3 +142,18 @@ def test_unusable_urls_fail_with_one_clear_line(url: str, words: str) -> None:
         open_store(url)
     assert "\n" not in str(caught.value)
     assert time.monotonic() - started < 30
+
+
+def test_overlong_names_from_a_client_do_not_cost_the_batch(store_url: str) -> None:
+    """A model or user name longer than its column is cut, and the traces batched with it are kept
+    (PostgreSQL refuses an over-long VARCHAR and with it the whole insert)."""
+    store = open_store(store_url)
+    try:
+        long_name = "m" * 300
+        batch = [make_trace(1), make_trace(2, requested_model=long_name, user="u" * 300), make_trace(3)]
+        store.record(batch)
+        stored = store.trace("trace-0002")
+        assert stored is not None and stored.requested_model == long_name[:256] and stored.user == "u" * 256
+        assert store.trace("trace-0001") is not None and store.trace("trace-0003") is not None
+    finally:
+        store.close()

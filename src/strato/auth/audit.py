@@ -64,8 +64,18 @@ class AuditEvent:
 def append_events(conn: Connection, events: Sequence[AuditEvent]) -> None:
     """Insert entries on the caller's connection, so a change and its entry commit together."""
     if events:
-        rows = [{**e.as_dict(), "detail": json.dumps(e.detail) if e.detail else None} for e in events]
+        rows = [_row(e) for e in events]
         conn.execute(audit.insert(), rows)
+
+
+def _row(event: AuditEvent) -> dict[str, Any]:
+    """An entry as a row, its short fields cut to their columns' length (a model name or an actor
+    comes from a client and can be any length; PostgreSQL would refuse the whole batch)."""
+    row = {**event.as_dict(), "detail": json.dumps(event.detail) if event.detail else None}
+    for name, length in (("kind", 64), ("actor", 128), ("subject", 256), ("trace_id", 64)):
+        if isinstance(row[name], str):
+            row[name] = row[name][:length]
+    return row
 
 
 class AuditLog:

@@ -88,7 +88,7 @@ class SamplingFields(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=True)
 
-    model: str = Field(min_length=1)
+    model: str = Field(min_length=1, max_length=256)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
     top_k: int | None = Field(None, ge=-1)  # vLLM's and llama.cpp's extension; -1 or 0 disables
@@ -99,7 +99,7 @@ class SamplingFields(BaseModel):
     stop: str | list[str] | None = None
     seed: int | None = None
     n: int | None = Field(None, ge=1, le=128)
-    user: str | None = None
+    user: str | None = Field(None, max_length=256)
     stream: bool = False
     stream_options: StreamOptions | None = None
     response_format: WireResponseFormat | None = None
@@ -183,11 +183,11 @@ class CompletionRequest(SamplingFields):
 class EmbeddingsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    model: str = Field(min_length=1)
+    model: str = Field(min_length=1, max_length=256)
     input: str | list[str] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1)
-    user: str | None = None
+    user: str | None = Field(None, max_length=256)
 
     def to_core(self) -> EmbeddingRequest:
         inputs = [self.input] if isinstance(self.input, str) else self.input

@@ -245,11 +245,11 @@ def _to_row(t: Trace) -> dict[str, Any]:
         "started_at": t.started_at,
         "ended_at": t.ended_at,
         "endpoint": str(t.endpoint),
-        "requested_model": t.requested_model,
-        "api_key": t.api_key,
-        "user_id": t.user,
-        "deployment": t.deployment,
-        "provider": t.provider,
+        "requested_model": _fit(t.requested_model, 256),
+        "api_key": _fit(t.api_key, 128),
+        "user_id": _fit(t.user, 256),
+        "deployment": _fit(t.deployment, 256),
+        "provider": _fit(t.provider, 64),
         "stream": t.stream,
         "request": json.dumps(t.request, ensure_ascii=False),
         "completion": t.completion,
@@ -260,13 +260,19 @@ def _to_row(t: Trace) -> dict[str, Any]:
         "latency_ms": t.latency_ms,
         "status": t.status,
         "error": t.error,
-        "error_code": t.error_code,
-        "finish_reason": t.finish_reason,
+        "error_code": _fit(t.error_code, 64),
+        "finish_reason": _fit(t.finish_reason, 16),
         "attempts": json.dumps(t.attempts, ensure_ascii=False) if t.attempts else None,
         "route": json.dumps(t.route, ensure_ascii=False) if t.route else None,
         "cache_hit": t.cache,
         "cost": t.cost,
     }
+
+
+def _fit(value: str | None, length: int) -> str | None:
+    """A value cut to its column's length: PostgreSQL refuses a longer one, and with it the whole
+    batch of traces (a client can send a model name of any length)."""
+    return value if value is None or len(value) <= length else value[:length]
 
 
 def _score_row(s: Score) -> dict[str, Any]:
