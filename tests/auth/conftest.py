@@ -3,30 +3,15 @@ throwaway PostgreSQL database."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
 
 from tests.postgres import postgres_url
+from tests.redis import REDIS_URL, redis_prefix
 
-__all__ = ["postgres_url"]
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+__all__ = ["REDIS_URL", "postgres_url", "redis_prefix"]
 
 
 @pytest.fixture
-def limits_prefix() -> Iterator[str]:
-    """A Redis key prefix for this test alone, its keys deleted afterwards (skips without Redis)."""
-    redis = pytest.importorskip("redis")
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        pytest.skip(f"Redis is not reachable at {REDIS_URL} ({exc}); the shared limits tests need it")
-    prefix = f"strato-test:{uuid.uuid4().hex[:12]}:limits:"
-    yield prefix
-    for key in client.scan_iter(match=f"{prefix}*", count=1000):
-        client.delete(key)
-    client.close()
+def limits_prefix(redis_prefix: str) -> str:
+    """A Redis key prefix for this test's limits alone."""
+    return f"{redis_prefix}limits:"

@@ -12,7 +12,6 @@ from typing import Any
 
 import openai
 import pytest
-import yaml
 
 from strato.auth import KeySpec, KeyStore
 from strato.store.sql import SQLStore
@@ -56,11 +55,11 @@ def start_pair(tmp: Path, upstream: Upstream, env: dict[str, str], limits: dict[
     try:
         for name in ("a", "b"):
             (tmp / name).mkdir()
-            process = GatewayProcess(tmp / name, models, env={"STRATO_MASTER_KEY": MASTER, **env})
+            process = GatewayProcess(
+                tmp / name, models, env={"STRATO_MASTER_KEY": MASTER, **env}, settings={"limits": limits}
+            )
             if "STRATO_REDIS_URL" not in env:
                 process.env.pop("STRATO_REDIS_URL", None)  # PostgreSQL alone, whatever the machine sets
-            config = yaml.safe_load(process.config.read_text())
-            process.config.write_text(yaml.safe_dump({**config, "limits": limits}))
             started.append(process.start())
         pair = Pair(started[0], started[1], env["STRATO_DATABASE_URL"])
         yield pair

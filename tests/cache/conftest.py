@@ -3,8 +3,7 @@ with the reason, when no Redis answers at 127.0.0.1:6379)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,25 +11,9 @@ import pytest
 from strato.cache import Cache
 from strato.cache.redis import RedisCache
 from strato.cache.sqlite import SQLiteCache
+from tests.redis import REDIS_URL, redis_prefix
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    """A key prefix of this test's own on the machine's Redis, its keys deleted afterwards."""
-    redis = pytest.importorskip("redis")
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        pytest.skip(f"Redis is not reachable at {REDIS_URL} ({exc}); the Redis cache tests need it")
-    prefix = f"strato-test:{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    for key in client.scan_iter(match=f"{prefix}*", count=1000):
-        client.delete(key)
-    client.close()
+__all__ = ["REDIS_URL", "redis_prefix"]
 
 
 @pytest.fixture(params=["sqlite", "redis"])

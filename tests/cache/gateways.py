@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tests.support.gateway import GatewayProcess
 from tests.support.upstream import Upstream
 
@@ -54,8 +52,5 @@ def cached_gateway(
 ) -> GatewayProcess:
     """A started gateway whose config has the `cache` section above (updated with `cache`)."""
     tmp.mkdir(parents=True, exist_ok=True)
-    process = GatewayProcess(tmp, cached_models(upstream), env=env)
-    config = yaml.safe_load(process.config.read_text())
-    config["cache"] = {**CACHE, **cache}
-    process.config.write_text(yaml.safe_dump(config))
+    process = GatewayProcess(tmp, cached_models(upstream), env=env, settings={"cache": {**CACHE, **cache}})
     return process.start()

@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import yaml
 
 from tests.cli.test_cli import strato
 from tests.support.gateway import GatewayProcess
@@ -26,10 +25,11 @@ GUARDS = {"pii": {"enforce": True, "input": {"action": "redact", "entities": {"C
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[GatewayProcess]:
     process = GatewayProcess(
-        tmp_path_factory.mktemp("audit"), [upstream.model("echo")], env={"STRATO_MASTER_KEY": MASTER}
+        tmp_path_factory.mktemp("audit"),
+        [upstream.model("echo")],
+        env={"STRATO_MASTER_KEY": MASTER},
+        settings={"guards": GUARDS},
     )
-    config = yaml.safe_load(process.config.read_text())
-    process.config.write_text(yaml.safe_dump({**config, "guards": GUARDS}))
     process.start()
     yield process
     process.stop()

@@ -9,7 +9,6 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-import yaml
 
 from tests.support.gateway import GatewayProcess
 from tests.support.upstream import Upstream
@@ -30,9 +29,7 @@ AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
 def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[GatewayProcess]:
     tmp: Path = tmp_path_factory.mktemp("pipeline")
     models = [upstream.model("echo"), upstream.model("strict"), upstream.model("lenient")]
-    process = GatewayProcess(tmp, models)
-    config = yaml.safe_load(process.config.read_text())
-    process.config.write_text(yaml.safe_dump({**config, "guards": GUARDS}))
+    process = GatewayProcess(tmp, models, settings={"guards": GUARDS})
     process.start()
     yield process
     process.stop()

@@ -8,7 +8,6 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-import yaml
 
 from tests.support.gateway import GatewayProcess
 from tests.support.upstream import Upstream
@@ -22,9 +21,9 @@ GUARDS = {
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[GatewayProcess]:
     tmp: Path = tmp_path_factory.mktemp("guards")
-    process = GatewayProcess(tmp, [upstream.model("echo"), upstream.model("open")])
-    config = yaml.safe_load(process.config.read_text())
-    process.config.write_text(yaml.safe_dump({**config, "guards": GUARDS}))
+    process = GatewayProcess(
+        tmp, [upstream.model("echo"), upstream.model("open")], settings={"guards": GUARDS}
+    )
     process.start()
     yield process
     process.stop()

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import yaml
 
 from tests.cli.test_cli import strato
 from tests.support.gateway import GatewayProcess
@@ -66,9 +65,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Ite
         upstream.model("other"),
         upstream.model("broken", "fail"),
     ]
-    process = GatewayProcess(tmp_path_factory.mktemp("traces"), models, env={"STRATO_MASTER_KEY": MASTER})
-    config = yaml.safe_load(process.config.read_text())
-    process.config.write_text(yaml.safe_dump({**config, "guards": GUARDS}))
+    env = {"STRATO_MASTER_KEY": MASTER}
+    process = GatewayProcess(tmp_path_factory.mktemp("traces"), models, env=env, settings={"guards": GUARDS})
     process.start()
     yield process
     process.stop()
@@ -192,7 +190,9 @@ def test_filters(gateway: GatewayProcess, keys: dict[str, Key]) -> None:
     assert listed(gateway, a, status="200") == [a.traces[2], a.traces[0]]
     started = [get(gateway, f"/v1/traces/{t}", a).json()["started_at"] for t in a.traces]
     assert listed(gateway, a, since=started[1]) == [a.traces[2], a.traces[1]]
-    iso = datetime.fromtimestamp(started[1], UTC).isoformat().replace("+00:00", "Z")
+    # ISO has microseconds and fromtimestamp rounds to the nearest one, possibly past the start:
+    # a millisecond earlier is still after the first trace began.
+    iso = datetime.fromtimestamp(started[1] - 0.001, UTC).isoformat().replace("+00:00", "Z")
     assert listed(gateway, a, since=iso) == [a.traces[2], a.traces[1]]
     assert listed(gateway, a, before=started[1]) == [a.traces[0]]
     assert listed(gateway, master, since=time.time() + 60) == []

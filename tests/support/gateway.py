@@ -19,11 +19,19 @@ from tests.support.upstream import free_port
 
 
 class GatewayProcess:
-    def __init__(self, tmp: Path, models: list[dict[str, Any]], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        models: list[dict[str, Any]],
+        env: dict[str, str] | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        """`settings`: further top-level sections of the config file (`guards`, `cache`, ...)."""
         self.port = free_port()
         self.data_dir = tmp / "data"
         self.config = tmp / "strato.yaml"
-        self.config.write_text(yaml.safe_dump({"store": {"flush_interval": 0.05}, "models": models}))
+        config = {"store": {"flush_interval": 0.05}, "models": models, **(settings or {})}
+        self.config.write_text(yaml.safe_dump(config))
         self.env = {**os.environ, "STRATO_DATA_DIR": str(self.data_dir), "HF_HUB_OFFLINE": "1", **(env or {})}
         self.log = tmp / "gateway.log"
         self.proc: subprocess.Popen[bytes] | None = None
