@@ -404,6 +404,8 @@ def build_gateway(settings: Settings) -> Gateway:
         cache = open_answer_cache(settings.cache, settings.store.data_dir.expanduser(), models)
         master = settings.server.master_key
         keys = KeyStore.open(settings.store.resolved_url()) if settings.server.admin_keys() else None
+        if keys is not None:
+            keys.record_admin_keys(settings.server.admin_keys())  # what the admin CLI checks against
         limiter, ledger = open_limits(settings, keys) if master and keys is not None else (None, None)
         audit = AuditWriter(
             AuditLog.open(settings.store.resolved_url()), flush_interval=settings.store.flush_interval

@@ -72,3 +72,16 @@ def test_spent_sums_the_keys_traced_cost_since(store: KeyStore, tmp_path: Path) 
     assert store.spent("key-1", 150.0) == 2.0
     assert store.spent("key-3", 0.0) == 0.0
     traces.close()
+
+
+def test_admin_keys_are_recorded_as_hashes_and_replaced(store: KeyStore) -> None:
+    assert store.admin_key_matches(["anything"]) is None  # no gateway with admin keys ran yet
+    store.record_admin_keys(["sk-master-one", "sk-admin"])
+    with store.engine.connect() as conn:
+        assert "sk-master-one" not in repr(conn.exec_driver_sql("SELECT * FROM admin_keys").all())
+    assert store.admin_key_matches(["sk-master-one"]) is True
+    assert store.admin_key_matches(["sk-admin", "nope"]) is True
+    assert store.admin_key_matches(["nope"]) is False
+    store.record_admin_keys(["sk-master-two"])  # the gateway restarted with a new master key
+    assert store.admin_key_matches(["sk-master-one"]) is False
+    assert store.admin_key_matches(["sk-master-two"]) is True

@@ -36,7 +36,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Ite
 
 
 def audit(gateway: GatewayProcess, *args: str) -> list[dict[str, Any]]:
-    result = strato("audit", "--json", *args, data_dir=gateway.data_dir)
+    result = strato("audit", "--json", *args, data_dir=gateway.data_dir, env={"STRATO_MASTER_KEY": MASTER})
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines()]
 
@@ -102,16 +102,31 @@ def test_a_key_refused_a_model_is_audited_under_that_key(gateway: GatewayProcess
 
 
 def test_cli_key_changes_are_audited_as_cli(gateway: GatewayProcess) -> None:
-    made = strato("keys", "create", "--name", "by-cli", "--json", data_dir=gateway.data_dir)
+    made = strato(
+        "keys",
+        "create",
+        "--name",
+        "by-cli",
+        "--json",
+        data_dir=gateway.data_dir,
+        env={"STRATO_MASTER_KEY": MASTER},
+    )
     assert made.returncode == 0, made.stderr
     key_id = json.loads(made.stdout)["id"]
-    assert strato("keys", "rotate", key_id, data_dir=gateway.data_dir).returncode == 0
+    assert (
+        strato(
+            "keys", "rotate", key_id, data_dir=gateway.data_dir, env={"STRATO_MASTER_KEY": MASTER}
+        ).returncode
+        == 0
+    )
     entries = audit(gateway, "--actor", "cli")
     assert [(e["kind"], e["subject"]) for e in entries] == [("key.rotate", key_id), ("key.create", key_id)]
 
 
 def test_the_table_shows_entries(gateway: GatewayProcess) -> None:
-    result = strato("audit", "--kind", "key.create", data_dir=gateway.data_dir)
+    result = strato(
+        "audit", "--kind", "key.create", data_dir=gateway.data_dir, env={"STRATO_MASTER_KEY": MASTER}
+    )
     assert result.returncode == 0, result.stderr
     assert "key.create" in result.stdout and "master" in result.stdout
 
@@ -125,7 +140,7 @@ def test_the_table_shows_entries(gateway: GatewayProcess) -> None:
     ],
 )
 def test_bad_input_is_a_short_error(gateway: GatewayProcess, args: list[str], complaint: str) -> None:
-    result = strato("audit", *args, data_dir=gateway.data_dir)
+    result = strato("audit", *args, data_dir=gateway.data_dir, env={"STRATO_MASTER_KEY": MASTER})
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith(f"strato: error: {complaint} ") and result.stderr.count("\n") == 1
 

@@ -17,6 +17,7 @@ from tests.support.gateway import GatewayProcess
 from tests.support.upstream import Upstream
 
 MASTER = "sk-master-cli"
+ADMIN_ENV = {"STRATO_MASTER_KEY": MASTER}
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Ite
 
 
 def keys(gateway: GatewayProcess, *args: str) -> Any:
-    result = strato("keys", *args, data_dir=gateway.data_dir)
+    result = strato("keys", *args, data_dir=gateway.data_dir, env=ADMIN_ENV)
     assert result.returncode == 0, result.stderr
     return result
 
@@ -110,10 +111,24 @@ def test_plain_create_prints_the_secret_once(gateway: GatewayProcess) -> None:
 
 
 def test_bad_input_is_one_line_error(tmp_path: Path) -> None:
-    result = strato("keys", "create", "--name", "x", "--expires", "soon", data_dir=tmp_path / "d")
+    data_dir = tmp_path / "d"
+    result = strato("keys", "create", "--name", "x", "--expires", "soon", data_dir=data_dir, env=ADMIN_ENV)
     assert result.returncode != 0 and "soon" in result.stderr
-    missing = strato("keys", "revoke", "key-nope", data_dir=tmp_path / "d")
+    missing = strato("keys", "revoke", "key-nope", data_dir=data_dir, env=ADMIN_ENV)
     assert missing.returncode == 1 and "no live key" in missing.stderr
+
+
+@pytest.mark.parametrize("verb", [["keys", "list"], ["keys", "create", "--name", "x"], ["audit"]])
+def test_the_admin_cli_needs_the_admin_key_the_gateway_runs_with(
+    gateway: GatewayProcess, verb: list[str]
+) -> None:
+    env = {"STRATO_MASTER_KEY": "", "STRATO_ADMIN_KEY": ""}
+    none = strato(*verb, data_dir=gateway.data_dir, env=env)
+    assert none.returncode == 2 and "needs the admin key" in none.stderr
+    assert len(none.stderr.strip().splitlines()) == 1 and "Traceback" not in none.stderr
+    wrong = strato(*verb, data_dir=gateway.data_dir, env={**env, "STRATO_MASTER_KEY": "sk-not-it"})
+    assert wrong.returncode == 2 and "not the one" in wrong.stderr
+    assert strato(*verb, data_dir=gateway.data_dir, env=ADMIN_ENV).returncode == 0
 
 
 def test_serve_without_master_key_says_auth_is_off(tmp_path: Path, upstream: Upstream) -> None:

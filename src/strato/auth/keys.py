@@ -8,6 +8,7 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -42,6 +43,15 @@ api_keys = Table(
     Column("created_at", Float, nullable=False),
     Column("rotated_at", Float),
     Column("revoked_at", Float),
+)
+
+
+# The admin keys a gateway runs with, as sha256 (migration 0010).
+admin_keys = Table(
+    "admin_keys",
+    metadata,
+    Column("secret_hash", String(64), primary_key=True),
+    Column("recorded_at", Float, nullable=False),
 )
 
 
@@ -210,6 +220,24 @@ class KeyStore:
         )
         with self.engine.connect() as conn:
             return float(conn.execute(stmt).scalar_one())
+
+    def record_admin_keys(self, given: Sequence[str], now: float | None = None) -> None:
+        """Remember (as hashes) the admin keys the gateway runs with; they replace earlier ones."""
+        now = time.time() if now is None else now
+        rows = [{"secret_hash": h, "recorded_at": now} for h in sorted({hash_secret(k) for k in given})]
+        with self.engine.begin() as conn:
+            conn.execute(admin_keys.delete())
+            if rows:
+                conn.execute(admin_keys.insert(), rows)
+
+    def admin_key_matches(self, given: Sequence[str]) -> bool | None:
+        """Whether one of `given` is an admin key the gateway last ran with; None when no gateway
+        with admin keys has run on this database yet."""
+        with self.engine.connect() as conn:
+            recorded = set(conn.execute(select(admin_keys.c.secret_hash)).scalars())
+        if not recorded:
+            return None
+        return any(hash_secret(k) in recorded for k in given)
 
     def close(self) -> None:
         self.engine.dispose()

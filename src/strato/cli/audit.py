@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from strato.auth.audit import KINDS, AuditLog
+from strato.cli.admin import admin_store
 from strato.cli.options import ConfigOption, parse_since
-from strato.config import load_settings
 
 
 def _refuse(message: str) -> NoReturn:
@@ -47,7 +47,9 @@ def audit(
         _refuse(f"--kind {kind!r}: use one of {', '.join(KINDS)}")
     if limit < 1:
         _refuse(f"--limit {limit}: use 1 or more")
-    log = AuditLog.open(load_settings(config).store.resolved_url())
+    settings, keys = admin_store(config)
+    keys.close()
+    log = AuditLog.open(settings.store.resolved_url())
     try:
         entries = log.query(since=start, kind=kind, actor=actor, limit=limit)
     finally:

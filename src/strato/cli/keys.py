@@ -15,8 +15,8 @@ from rich.table import Table
 
 from strato.auth import KeySpec, KeyStore, VirtualKey
 from strato.auth.audit import CLI_ACTOR
+from strato.cli.admin import admin_store
 from strato.cli.options import ConfigOption
-from strato.config import load_settings
 
 app = typer.Typer(help="Virtual API keys: create, list, revoke, rotate.", no_args_is_help=True)
 
@@ -24,7 +24,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _open(config: ConfigOption) -> KeyStore:
-    return KeyStore.open(load_settings(config).store.resolved_url())
+    return admin_store(config)[1]
 
 
 @app.command("create")

@@ -311,6 +311,19 @@ MIGRATIONS: list[tuple[str, list[Statement]]] = [
         "0009_key_guards",
         ["ALTER TABLE api_keys ADD COLUMN guards TEXT"],
     ),
+    (
+        # The sha256 of the admin keys the gateway last ran with, so the admin CLI can check that it
+        # was given one of them (it works on the database directly, not through the server).
+        "0010_admin_keys",
+        [
+            """
+            CREATE TABLE admin_keys (
+                secret_hash VARCHAR(64) PRIMARY KEY,
+                recorded_at DOUBLE PRECISION NOT NULL
+            )
+            """
+        ],
+    ),
 ]
 
 

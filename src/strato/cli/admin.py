@@ -1,0 +1,37 @@
+"""What the admin verbs (`strato keys`, `strato audit`) check first: that they were given the admin key.
+
+They work on the database directly rather than through a running gateway, so the key they are
+given (STRATO_MASTER_KEY or STRATO_ADMIN_KEY, or the config file) is checked against the hashes of
+the admin keys the gateway last ran with on that database.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import typer
+
+from strato.auth import KeyStore
+from strato.cli.options import ConfigOption
+from strato.config import Settings, load_settings
+
+
+def _refuse(message: str) -> NoReturn:
+    typer.echo(f"strato: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def admin_store(config: ConfigOption) -> tuple[Settings, KeyStore]:
+    """The settings and the key store, once the caller has shown an admin key the gateway accepts."""
+    settings = load_settings(config)
+    given = settings.server.admin_keys()
+    if not given:
+        _refuse(
+            "this command needs the admin key: set STRATO_MASTER_KEY (or STRATO_ADMIN_KEY) to the key "
+            "`strato serve` runs with"
+        )
+    store = KeyStore.open(settings.store.resolved_url())
+    if store.admin_key_matches(given) is False:
+        store.close()
+        _refuse("the admin key given is not the one `strato serve` last ran with on this database")
+    return settings, store
