@@ -44,6 +44,8 @@ Rows = list[tuple[str, int]]
 
 # Sources that are reported; the key's file family is what a held-out run leaves out.
 FAMILY = {
+    "purplellama_direct": "purplellama",
+    "purplellama_indirect": "purplellama",
     "notinject_one": "notinject",
     "notinject_two": "notinject",
     "notinject_three": "notinject",
