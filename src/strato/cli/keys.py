@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -17,6 +18,7 @@ from strato.auth import KeySpec, KeyStore, VirtualKey
 from strato.auth.audit import CLI_ACTOR
 from strato.cli.admin import admin_store
 from strato.cli.options import ConfigOption
+from strato.config import describe_validation_error
 
 app = typer.Typer(help="Virtual API keys: create, list, revoke, rotate.", no_args_is_help=True)
 
@@ -163,8 +165,8 @@ def _json_option(value: str | None, name: str) -> Any:
 def _spec(**fields: Any) -> KeySpec:
     try:
         return KeySpec(**fields)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise typer.BadParameter(str(exc).splitlines()[-1] if str(exc) else "invalid") from None
+    except ValidationError as exc:
+        raise typer.BadParameter(describe_validation_error(exc)) from None
 
 
 def _print_secret(key: VirtualKey, secret: str, as_json: bool) -> None:

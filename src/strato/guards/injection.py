@@ -144,24 +144,24 @@ class InjectionDetector:
         _ = self.model
 
     def detect(self, text: str, threshold: float, kind: str = "PROMPT_INJECTION") -> list[Finding]:
+        """Findings at or above `threshold`: each rule match (the strongest where they overlap), and
+        each classifier window that no rule match already covers. Spans refer to `text`."""
         norm = normalize(text)
         lowered = norm.text.lower()
-        findings: list[Finding] = []
-        for rule, start, end in rule_hits(lowered):
-            if rule.score >= threshold:
-                origin_start, origin_end = norm.span(start, end)
-                findings.append(
-                    Finding(kind, origin_start, origin_end, rule.score, text[origin_start:origin_end])
-                )
+        spans: list[tuple[int, int, float]] = []  # in the normalised text
+        for rule, start, end in sorted(rule_hits(lowered), key=lambda hit: -hit[0].score):
+            if rule.score >= threshold and not _overlaps(spans, start, end):
+                spans.append((start, end, rule.score))
         windows = _windows(lowered)
         scores = self.model.probabilities([" ".join(w.split()) for _, _, w in windows]) if windows else ()
         for (start, end, _), score in zip(windows, scores, strict=True):
-            if score >= threshold and not any(f.start < end and f.end > start for f in findings):
-                origin_start, origin_end = norm.span(start, end)
-                findings.append(
-                    Finding(kind, origin_start, origin_end, float(score), text[origin_start:origin_end])
-                )
-        return sorted(findings, key=lambda f: f.start)
+            if score >= threshold and not _overlaps(spans, start, end):
+                spans.append((start, end, float(score)))
+        findings = []
+        for start, end, score in sorted(spans):
+            origin_start, origin_end = norm.span(start, end)
+            findings.append(Finding(kind, origin_start, origin_end, score, text[origin_start:origin_end]))
+        return findings
 
     def score(self, text: str) -> float:
         """The text's injection score: the highest of its rules and its windows' probabilities."""
@@ -170,6 +170,10 @@ class InjectionDetector:
         windows = _windows(lowered)
         model = max(self.model.probabilities([" ".join(w.split()) for _, _, w in windows]), default=0.0)
         return max(rules, float(model))
+
+
+def _overlaps(spans: list[tuple[int, int, float]], start: int, end: int) -> bool:
+    return any(s < end and e > start for s, e, _ in spans)
 
 
 def _windows(text: str) -> list[tuple[int, int, str]]:

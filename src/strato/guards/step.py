@@ -214,7 +214,9 @@ def _reads(guard: Guard, role: str, settings: GuardsSettings) -> bool:
 def _combined(text: str, verdicts: list[Verdict], context: ScanContext) -> Verdict:
     """One verdict from several guards' on the same text: the strictest action, every finding, and
     the text with the redacted findings replaced (where two overlap, the one found first)."""
-    findings = [dataclasses.replace(f, guard=v.guard) for v in verdicts for f in v.findings]
+    findings = sorted(
+        (dataclasses.replace(f, guard=v.guard) for v in verdicts for f in v.findings), key=lambda f: f.start
+    )
     action = strictest([v.action for v in verdicts])
     redacted: list[Finding] = []
     for finding in findings:
