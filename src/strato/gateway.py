@@ -28,6 +28,7 @@ from strato.observe.metrics import GatewayMetrics
 from strato.observe.recorder import TraceRecorder
 from strato.providers.registry import ModelTable, build_models
 from strato.routing.attempts import Notes, collect
+from strato.routing.rules import approx_tokens
 from strato.store import open_store
 from strato.types import (
     Chunk,
@@ -224,7 +225,7 @@ class Gateway:
             ctx.api_key = trace.api_key = key.id  # refusals below are traced under the key too
             provider = self.models.generators.get(request.model)
             context = provider.info().context_length if provider is not None else None
-            ctx.grant = self.auth.admit(key, request, self.models.price(request.model), context)
+            ctx.grant = self.auth.admit(key, request, self.models.worst_price(request.model), context)
         except StratoError as exc:
             self._audit(trace, "auth.refused", {"status": exc.status, "code": exc.code})
             raise
@@ -271,6 +272,7 @@ class Gateway:
                     yield chunk
         except BaseException as exc:
             trace.completion = "".join(parts)
+            _estimate_usage(trace, guarded.request)
             raise self._fail(trace, ctx, exc) from None
         finally:
             await chunks.aclose()
@@ -363,6 +365,16 @@ def _request_record(request: GenerationRequest) -> dict[str, Any]:
     if request.passthrough:
         record["extra"] = request.passthrough
     return record
+
+
+def _estimate_usage(trace: Trace, request: GenerationRequest) -> None:
+    """A stream that ended before its usage arrived (cut by the client or the upstream) still used
+    tokens: estimate them (4 bytes a token) so the trace, the cost and the key's budget count them."""
+    if trace.prompt_tokens or trace.completion_tokens or trace.cache is not None or trace.deployment is None:
+        return
+    text = request.prompt or "".join(m.content for m in request.messages or ())
+    trace.prompt_tokens, trace.completion_tokens = approx_tokens(text), approx_tokens(trace.completion or "")
+    trace.request = {**trace.request, "usage_estimated": True}
 
 
 def _generated(trace: Trace, result: Generation) -> None:

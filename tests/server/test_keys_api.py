@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Ite
         # $1 a generated token: "echo: hi" is 2 tokens, so $2 a request.
         upstream.model("priced", input_cost=0.0, output_cost=1_000_000.0),
         upstream.model("priced-fail", "fail", input_cost=0.0, output_cost=1_000_000.0),
+        upstream.model("priced-cut", "cut", input_cost=0.0, output_cost=1_000_000.0),
     ]
     process = GatewayProcess(tmp_path_factory.mktemp("keys"), models, env={"STRATO_MASTER_KEY": MASTER})
     process.start()
@@ -225,3 +227,27 @@ def test_invalid_guard_settings_on_a_key_are_refused(gateway: GatewayProcess) ->
         )
         assert response.status_code == 400, (guards, response.text)
         assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_a_stream_cut_before_its_usage_is_charged_an_estimate(gateway: GatewayProcess) -> None:
+    """The upstream drops the stream after two chunks, before any usage: the tokens it produced are
+    estimated (4 bytes a token), so the key pays for them and the trace says so."""
+    key = create_key(gateway, budget_daily=1000.0)
+    with sdk(gateway, key["key"]) as client:
+        stream = client.chat.completions.with_raw_response.create(
+            model="priced-cut",
+            messages=[{"role": "user", "content": "one two three four five"}],
+            stream=True,
+            max_tokens=50,
+        )
+        trace_id = stream.headers["x-strato-trace-id"]
+        parts: list[str] = []
+        with contextlib.suppress(openai.APIError):  # the stream ends with an error event
+            for chunk in stream.parse():
+                parts.extend(c.delta.content or "" for c in chunk.choices)
+    text = "".join(parts)
+    trace = gateway.trace(trace_id)
+    assert trace.status == 502 and trace.completion and trace.completion.startswith(text)
+    assert trace.request["usage_estimated"] is True
+    assert trace.completion_tokens == -(-len(trace.completion.encode()) // 4) > 0
+    assert trace.cost == pytest.approx(trace.completion_tokens * 1.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from strato.config import ConfigError, ModelEntry
 from strato.engine.pool import EnginePool
@@ -29,6 +29,13 @@ def provider_factory(name: str) -> ProviderFactory:
         raise ConfigError(f"unknown provider {name!r} (installed: {known})")
     factory: ProviderFactory = next(iter(found)).load()
     return factory
+
+
+@runtime_checkable
+class Routed(Protocol):
+    """A provider that serves a name by sending requests on to other configured models."""
+
+    def targets(self) -> list[str]: ...
 
 
 @dataclass
@@ -99,6 +106,18 @@ class ModelTable:
     def price(self, name: str | None) -> Price | None:
         """The price of a configured model, None when none is known (a remote model without one)."""
         return self.shared.prices.get(name) if name is not None else None
+
+    def worst_price(self, name: str | None, seen: frozenset[str] = frozenset()) -> Price | None:
+        """What a budget hold prices a request to `name` at: its own price, else, for a group or a
+        router, the dearest input and output prices among the models it may reach."""
+        own = self.price(name)
+        provider = self.generators.get(name or "")
+        if own is not None or name is None or name in seen or not isinstance(provider, Routed):
+            return own
+        prices = [p for t in provider.targets() if (p := self.worst_price(t, seen | {name})) is not None]
+        if not prices:
+            return None
+        return Price(max(p.input for p in prices), max(p.output for p in prices))
 
     def _price(self, entry: ModelEntry) -> Price | None:
         local = self.shared.local_price if entry.provider in LOCAL_PROVIDERS else None

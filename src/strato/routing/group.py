@@ -147,10 +147,12 @@ class ModelGroup:
     def from_entry(cls, entry: ModelEntry, shared: Shared) -> ModelGroup:
         return cls(entry.name, entry.parse_options(GroupOptions), shared)
 
+    def targets(self) -> list[str]:
+        """Every model a request to the group may reach: deployments, then fallbacks."""
+        return [d.name for d in self.deployments] + self.options.fallbacks + self.options.context_fallbacks
+
     def check(self) -> None:
-        for target in (
-            [d.name for d in self.deployments] + self.options.fallbacks + self.options.context_fallbacks
-        ):
+        for target in self.targets():
             if target == self.name:
                 raise ConfigError(f"model group {self.name!r} names itself")
             try:

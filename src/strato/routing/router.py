@@ -77,6 +77,10 @@ class Router:
                 )
         return cls(entry.name, options, shared, classifier)
 
+    def targets(self) -> list[str]:
+        """The models a request to the router may reach."""
+        return [self.options.cheap, self.options.strong]
+
     def check(self) -> None:
         """Cross-model rules, once the models this router chooses from are built."""
         if self.options.cheap == self.options.strong:
