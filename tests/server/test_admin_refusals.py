@@ -31,7 +31,15 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Ite
 
 
 def audit(gateway: GatewayProcess, *args: str) -> list[dict[str, Any]]:
-    result = strato("audit", "--json", "--limit", "1000", *args, data_dir=gateway.data_dir)
+    result = strato(
+        "audit",
+        "--json",
+        "--limit",
+        "1000",
+        *args,
+        data_dir=gateway.data_dir,
+        env={"STRATO_MASTER_KEY": MASTER},
+    )
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines()]
 
@@ -117,7 +125,15 @@ def test_admin_key_changes_are_audited_as_the_master_key(gateway: GatewayProcess
 def test_the_audit_table_shows_refused_paths(gateway: GatewayProcess) -> None:
     assert httpx.get(f"{gateway.url}/admin/keys").status_code == 403
     refusals_of(gateway, "/admin/keys", 1)
-    result = strato("audit", "--kind", "auth.refused", "--limit", "1", data_dir=gateway.data_dir)
+    result = strato(
+        "audit",
+        "--kind",
+        "auth.refused",
+        "--limit",
+        "1",
+        data_dir=gateway.data_dir,
+        env={"STRATO_MASTER_KEY": MASTER},
+    )
     assert result.returncode == 0, result.stderr
     assert "auth.refused" in result.stdout and "/admin/keys" in result.stdout
     assert "admin_forbidden" in result.stdout
