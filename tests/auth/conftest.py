@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.postgres import postgres_url
-from tests.redis import REDIS_URL, redis_prefix
+from tests.redis_server import REDIS_URL, redis_prefix
 
 __all__ = ["REDIS_URL", "postgres_url", "redis_prefix"]
 

@@ -11,7 +11,7 @@ import pytest
 from strato.cache import Cache
 from strato.cache.redis import RedisCache
 from strato.cache.sqlite import SQLiteCache
-from tests.redis import REDIS_URL, redis_prefix
+from tests.redis_server import REDIS_URL, redis_prefix
 
 __all__ = ["REDIS_URL", "redis_prefix"]
 
