@@ -114,7 +114,7 @@ class Gateway:
     async def generate(self, request: GenerationRequest, ctx: CallContext) -> Generation:
         trace = self._begin(ctx, request.endpoint, request.model, _request_record(request), request.user)
         try:
-            self._auth_step(request, ctx, trace)
+            await self._auth_step(request, ctx, trace)
             guarded = await self._input_guards_step(request, ctx, trace)
             request = guarded.request
             lookup = await self._cache_step(request, ctx, trace)
@@ -137,7 +137,7 @@ class Gateway:
         trace = self._begin(ctx, request.endpoint, request.model, _request_record(request), request.user)
         trace.stream = True
         try:
-            self._auth_step(request, ctx, trace)
+            await self._auth_step(request, ctx, trace)
             guarded = await self._input_guards_step(request, ctx, trace)
             request = guarded.request
             lookup = await self._cache_step(request, ctx, trace)
@@ -157,7 +157,7 @@ class Gateway:
         record = {"input": list(request.inputs)}
         trace = self._begin(ctx, Endpoint.EMBEDDING, request.model, record, request.user)
         try:
-            self._auth_step(request, ctx, trace)
+            await self._auth_step(request, ctx, trace)
             embedder = self.models.embedder(request.model)
             trace.deployment, trace.provider = request.model, embedder.info().provider
             with self._in_flight(request.model):
@@ -212,7 +212,7 @@ class Gateway:
             held = [Chunk(text=answer), dataclasses.replace(last, text="")]
         return _replayed(held)
 
-    def _auth_step(
+    async def _auth_step(
         self, request: GenerationRequest | EmbeddingRequest, ctx: CallContext, trace: Trace
     ) -> None:
         """The auth step: who is calling (their key's id becomes `ctx.api_key`), whether the key may
@@ -225,7 +225,8 @@ class Gateway:
             ctx.api_key = trace.api_key = key.id  # refusals below are traced under the key too
             provider = self.models.generators.get(request.model)
             context = provider.info().context_length if provider is not None else None
-            ctx.grant = self.auth.admit(key, request, self.models.worst_price(request.model), context)
+            price = self.models.worst_price(request.model)
+            ctx.grant = await self.auth.admit_async(key, request, price, context)
         except StratoError as exc:
             self._audit(trace, "auth.refused", {"status": exc.status, "code": exc.code})
             raise
@@ -305,7 +306,7 @@ class Gateway:
         price = self.models.price(trace.deployment) if trace.cache is None else Price()
         if price is not None:
             trace.cost = price.cost(trace.prompt_tokens, trace.completion_tokens)
-        self.auth.settle(ctx.grant, trace.prompt_tokens + trace.completion_tokens, trace.cost)
+        self.auth.settle_soon(ctx.grant, trace.prompt_tokens + trace.completion_tokens, trace.cost)
         ctx.grant = None  # settled once, however the request ended
         ctx.recorded = True
         trace.ended_at = time.time()

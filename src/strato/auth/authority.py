@@ -3,10 +3,12 @@ their budget for the request's worst-case cost until its real cost is known."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from strato.auth.keys import KeyStore, VirtualKey
@@ -82,6 +84,12 @@ class Authority:
         self.ledger = ledger or InProcessLedger(keys.spent if keys is not None else lambda _id, _since: 0.0)
         self.clock = clock
         self._found: dict[str, tuple[float, VirtualKey | None]] = {}
+        # Shared limits are a round trip to Redis or PostgreSQL: run them on threads of their own,
+        # never on the event loop. In-process limits stay inline (a check-and-take with no await).
+        shared = not (
+            isinstance(self.limiter, SlidingWindowLimiter) and isinstance(self.ledger, InProcessLedger)
+        )
+        self._threads = ThreadPoolExecutor(8, thread_name_prefix="strato-limits") if shared else None
 
     @classmethod
     def off(cls) -> Authority:
@@ -144,11 +152,37 @@ class Authority:
             )
         return Grant(key.id, key, reserved, ticket)
 
+    async def admit_async(
+        self,
+        key: VirtualKey,
+        request: GenerationRequest | EmbeddingRequest,
+        price: Price | None,
+        context_length: int | None,
+    ) -> Grant:
+        """`admit`, on a thread of its own when the limits are shared, so a slow Redis or
+        PostgreSQL holds up this request only, not every request on the event loop."""
+        if self._threads is None or key is MASTER:
+            return self.admit(key, request, price, context_length)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, self.admit, key, request, price, context_length)
+
     def release(self, grant: Grant | None) -> None:
         """An admitted request was refused before it reached a model (a guard blocked it): give back
         its rpm count. Its budget hold still goes through `settle`, as for any request."""
         if grant is not None and grant.key is not None:
-            self._release(grant.key, grant.ticket)
+            self._soon(self._release, grant.key, grant.ticket)
+
+    def settle_soon(self, grant: Grant | None, tokens: int, cost: float | None) -> None:
+        """`settle`, off the event loop when the limits are shared (nobody waits for it: the answer
+        is out). A clean shutdown waits for the settles still running."""
+        if grant is not None and grant.key is not None:
+            self._soon(self.settle, grant, tokens, cost)
+
+    def _soon(self, work: Callable[..., None], *args: object) -> None:
+        if self._threads is None:
+            work(*args)
+        else:
+            self._threads.submit(work, *args)
 
     def settle(self, grant: Grant | None, tokens: int, cost: float | None) -> None:
         """The request is over: count its tokens and replace its hold with its real cost."""
@@ -163,6 +197,8 @@ class Authority:
             log.warning("could not settle request of key %s: %s", grant.key_id, exc.message)
 
     def close(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=True)
         self.limiter.close()
         self.ledger.close()
         if self.keys is not None:
