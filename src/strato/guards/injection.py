@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from strato.guards.injection_context import context_hits
 from strato.guards.injection_rules import rule_hits
 from strato.guards.normalize import normalize
 from strato.guards.verdict import Direction, Finding, ScanContext, Verdict
@@ -143,15 +144,21 @@ class InjectionDetector:
         """Load the classifier now (at startup) rather than on the first scan."""
         _ = self.model
 
-    def detect(self, text: str, threshold: float, kind: str = "PROMPT_INJECTION") -> list[Finding]:
-        """Findings at or above `threshold`: each rule match (the strongest where they overlap), and
-        each classifier window that no rule match already covers. Spans refer to `text`."""
+    def detect(
+        self, text: str, threshold: float, kind: str = "PROMPT_INJECTION", system: str | None = None
+    ) -> list[Finding]:
+        """Findings at or above `threshold`: each rule match (the strongest where they overlap), a
+        request for what the system prompt guards or forbids, and each classifier window that none
+        of those already covers. Spans refer to `text`."""
         norm = normalize(text)
         lowered = norm.text.lower()
         spans: list[tuple[int, int, float]] = []  # in the normalised text
         for rule, start, end in sorted(rule_hits(lowered), key=lambda hit: -hit[0].score):
             if rule.score >= threshold and not _overlaps(spans, start, end):
                 spans.append((start, end, rule.score))
+        for hit in context_hits(norm.text, normalize(system).text) if system else ():
+            if hit.score >= threshold and not _overlaps(spans, hit.start, hit.end):
+                spans.append((hit.start, hit.end, hit.score))
         windows = _windows(lowered)
         scores = self.model.probabilities([" ".join(w.split()) for _, _, w in windows]) if windows else ()
         for (start, end, _), score in zip(windows, scores, strict=True):
@@ -163,10 +170,14 @@ class InjectionDetector:
             findings.append(Finding(kind, origin_start, origin_end, score, text[origin_start:origin_end]))
         return findings
 
-    def score(self, text: str) -> float:
-        """The text's injection score: the highest of its rules and its windows' probabilities."""
-        lowered = normalize(text).text.lower()
+    def score(self, text: str, system: str | None = None) -> float:
+        """The text's injection score: the highest of its rules, its requests against the system
+        prompt and its windows' probabilities."""
+        norm = normalize(text)
+        lowered = norm.text.lower()
         rules = max((rule.score for rule, _, _ in rule_hits(lowered)), default=0.0)
+        if system:
+            rules = max([rules, *(hit.score for hit in context_hits(norm.text, normalize(system).text))])
         windows = _windows(lowered)
         model = max(self.model.probabilities([" ".join(w.split()) for _, _, w in windows]), default=0.0)
         return max(rules, float(model))
@@ -207,7 +218,7 @@ class InjectionGuard:
         kind = "INDIRECT_INJECTION" if context.role == "tool" else "PROMPT_INJECTION"
         findings = [
             Finding(f.type, f.start, f.end, f.score, f.text, settings.action)
-            for f in self.detector.detect(text, settings.threshold, kind)
+            for f in self.detector.detect(text, settings.threshold, kind, context.system)
         ]
         action = settings.action if findings else "allow"
         if action == "redact":  # an injection cannot be redacted away safely: refuse it instead

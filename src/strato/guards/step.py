@@ -125,11 +125,12 @@ class GuardSet:
         direction: Direction,
         model: str | None = None,
         overrides: Mapping[str, Any] | None = None,
+        system: str | None = None,
     ) -> Verdict:
         """Every guard that runs in `direction` on one text, whether or not it is on the request path
-        (what `POST /v1/guards/scan` answers)."""
+        (what `POST /v1/guards/scan` answers); `system` is the system prompt the text is sent under."""
         settings = self.settings_for(model, overrides)
-        context = ScanContext(direction, model, settings=settings, role="user")
+        context = ScanContext(direction, model, settings=settings, role="user", system=system)
         verdicts = [await g.scan(text, context) for g in self.guards if direction in g.directions]
         return _combined(text, verdicts, context)
 
@@ -144,9 +145,10 @@ class GuardSet:
             texts = [(m.role, m.content) for m in request.messages]
         else:
             texts = [("user", request.prompt or "")]
+        system = "\n".join(text for role, text in texts if role == "system") or None
         outcome: list[str] = []
         for index, (role, text) in enumerate(texts):
-            context = ScanContext("input", request.model, guarded.placeholders, settings, role)
+            context = ScanContext("input", request.model, guarded.placeholders, settings, role, system=system)
             verdicts = [await g.scan(text, context) for g in guards if _reads(g, role, settings)]
             verdict = _combined(text, verdicts, context)
             outcome.append(verdict.text)
@@ -188,7 +190,7 @@ class GuardSet:
                 "json_schema",
             )
         )
-        context = ScanContext("output", request.model, Placeholders(), settings, None, json_expected)
+        context = ScanContext("output", request.model, Placeholders(), settings, json_expected=json_expected)
         verdicts = [await g.scan(text, context) for g in self.guards if "output" in g.directions]
         verdict = _combined(text, verdicts, context)
         decisions: list[dict[str, Any]] = []

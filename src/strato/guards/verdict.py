@@ -52,6 +52,7 @@ class ScanContext:
     placeholders: Placeholders = field(default_factory=lambda: _placeholders())
     settings: GuardsSettings | None = None
     role: str | None = None  # the message's role on input ("tool": text the model's tools returned)
+    system: str | None = None  # the conversation's system prompt, for guards that judge a turn against it
     json_expected: bool = False  # on output: the request asked for JSON (response_format)
 
 

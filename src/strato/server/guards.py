@@ -19,12 +19,13 @@ class ScanRequest(BaseModel):
     text: str = Field(max_length=1_000_000)
     direction: Literal["input", "output"] = "input"
     model: str | None = None  # whose policy applies (guards.models); unset: the global policy
+    system: str | None = Field(None, max_length=1_000_000)  # the system prompt `text` is sent under
 
 
 @router.post("/v1/guards/scan")
 async def scan(body: ScanRequest, request: Request) -> JSONResponse:
     guards: GuardSet = request.app.state.gateway.guards
-    verdict = await guards.scan(body.text, body.direction, body.model)
+    verdict = await guards.scan(body.text, body.direction, body.model, system=body.system)
     return JSONResponse(
         {
             "object": "guards.scan",
