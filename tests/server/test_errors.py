@@ -227,3 +227,13 @@ def test_text_content_parts_are_accepted_and_images_refused(gateway: GatewayProc
     image = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}]
     response = httpx.post(f"{gateway.url}/v1/chat/completions", json={**body, "messages": image}, timeout=60)
     assert_openai_error(response, 400, param="messages.0.content")
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/guards/scan"])
+def test_a_body_that_is_not_utf8_is_refused_clearly(gateway: GatewayProcess, path: str) -> None:
+    latin1 = '{"model": "smollm2", "messages": [{"role": "user", "content": "café"}]}'.encode("latin-1")
+    response = httpx.post(
+        f"{gateway.url}{path}", content=latin1, headers={"content-type": "application/json"}, timeout=30
+    )
+    error = assert_openai_error(response, 400, "invalid_json", None)
+    assert "UTF-8" in error["message"]

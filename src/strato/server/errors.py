@@ -18,6 +18,9 @@ from strato.server.middleware import ENDPOINTS
 log = logging.getLogger(__name__)
 
 
+UNDECODABLE_BODY = "There was an error parsing the body"  # FastAPI's detail when the bytes do not decode
+
+
 def error_response(error: StratoError, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(
         error.to_body(), status_code=error.status, headers={**error.headers, **(headers or {})}
@@ -75,6 +78,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == UNDECODABLE_BODY:  # FastAPI's word for bad bytes
+            unreadable = InvalidRequest(
+                "We could not read the body of your request: send JSON encoded as UTF-8.", code="invalid_json"
+            )
+            await _record(request, unreadable)
+            return error_response(unreadable)
         error = StratoError(str(exc.detail))
         error.status, error.type = exc.status_code, "invalid_request_error"
         error.code = (
