@@ -144,3 +144,22 @@ def test_finds_street_addresses(text: str, value: str) -> None:
 )
 def test_lets_address_look_alikes_through(text: str) -> None:
     assert [v for e, v in found(text) if e == "STREET_ADDRESS"] == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The total is 23786 - 17509 = <<23786-17509=6277>>6277",
+        "So it took him 180-85-36=<<180-85-36=59>>59 minutes",
+        "He paid $400 000 x 3/100 = $12 000 in fees",
+        "$409 500 - $400 000 = $<<409500-400000=9500>>9500 more",
+        "The climb is 6,000 - 3,000 = 3,000 feet",
+    ],
+)
+def test_numbers_in_a_calculation_are_not_phones_or_cards(text: str) -> None:
+    assert [f.type for f in PIIScanner().detect(text, 0.4)] == []
+
+
+def test_phones_and_cards_next_to_words_are_still_found() -> None:
+    text = "Call +1-984-182-0190 or pay with 4111 1111 1111 1111 (total: $20)."
+    assert [f.type for f in PIIScanner().detect(text, 0.4)] == ["PHONE_NUMBER", "CREDIT_CARD"]

@@ -25,6 +25,12 @@ Pattern = re.Pattern[str]
 
 ENTITIES = tuple(dict.fromkeys(r.entity for r in RECOGNIZERS))
 
+# Numbers that are identifiers only when they are not part of a sum: "1000-450-300=250" is no phone
+# number, "$409 500 - $400 000" no card.
+NUMERIC = frozenset({"PHONE_NUMBER", "CREDIT_CARD", "US_SSN"})
+_OPERATOR_BEFORE = frozenset("=*/×÷<>$€£")
+_OPERATOR_AFTER = frozenset("=*/×÷<>+%")
+
 
 class PIIScanner:
     """Finds PII; knows nothing about policy. Spans refer to the text it was given."""
@@ -46,7 +52,7 @@ class PIIScanner:
             support, against = self._words[id(rec)]
             for match in rec.pattern.finditer(norm.text):
                 factor = rec.check(match.group(0))
-                if factor is None:
+                if factor is None or (rec.entity in NUMERIC and _in_arithmetic(norm.text, match)):
                     continue
                 score = rec.score * factor
                 score = _in_context(score, lowered, match.start(), match.end(), support, against)
@@ -115,6 +121,15 @@ def _in_context(
     if against is not None and against.search(window):
         return max(0.0, score - CONTEXT_PENALTY)
     return score
+
+
+def _in_arithmetic(text: str, match: re.Match[str]) -> bool:
+    """Whether a number sits in a calculation: an operator or a currency sign right before it, an
+    operator right after it, or one inside it (`350 000 x 5`)."""
+    before = text[max(0, match.start() - 3) : match.start()].rstrip()
+    after = text[match.end() : match.end() + 3].lstrip()
+    inside = re.search(r"\d\s*[=*×÷/]\s*\d|\d\s+x\s+\d|\$", match.group(0)) is not None
+    return inside or before[-1:] in _OPERATOR_BEFORE or after[:1] in _OPERATOR_AFTER
 
 
 def _with_action(finding: Finding, action: Action) -> Finding:
