@@ -149,3 +149,12 @@ def test_loopback_addresses() -> None:
 def test_every_keys_verb_has_help(verb: str, tmp_path: Path) -> None:
     result = strato("keys", verb, "--help", data_dir=tmp_path / "d")
     assert result.returncode == 0 and "Usage" in result.stdout
+
+
+def test_traces_need_the_admin_key_once_the_gateway_runs_with_auth(gateway: GatewayProcess) -> None:
+    env = {"STRATO_MASTER_KEY": "", "STRATO_ADMIN_KEY": ""}
+    refused = strato("traces", "list", data_dir=gateway.data_dir, env=env)
+    assert refused.returncode == 2 and "auth on" in refused.stderr and "Traceback" not in refused.stderr
+    wrong = strato("traces", "list", data_dir=gateway.data_dir, env={**env, "STRATO_MASTER_KEY": "sk-no"})
+    assert wrong.returncode == 2 and "not the one" in wrong.stderr
+    assert strato("traces", "list", data_dir=gateway.data_dir, env=ADMIN_ENV).returncode == 0

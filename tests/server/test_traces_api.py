@@ -246,7 +246,8 @@ def test_limit_caps_a_page(gateway: GatewayProcess, keys: dict[str, Key]) -> Non
 
 def test_the_cli_lists_what_the_api_does(gateway: GatewayProcess, keys: dict[str, Key]) -> None:
     a = keys["a"]
-    result = strato("traces", "list", "--key", a.id, "--json", data_dir=gateway.data_dir)
+    env = {"STRATO_MASTER_KEY": MASTER}
+    result = strato("traces", "list", "--key", a.id, "--json", data_dir=gateway.data_dir, env=env)
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == listed(gateway, a)
 

@@ -21,6 +21,26 @@ def _refuse(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def reader_settings(config: ConfigOption) -> Settings:
+    """The settings for a verb that reads every key's traces (`strato traces`). Without auth it is
+    open, as the API is; once a gateway with admin keys has run on the database, it needs one."""
+    settings = load_settings(config)
+    store = KeyStore.open(settings.store.resolved_url())
+    try:
+        given = settings.server.admin_keys()
+        matches = store.admin_key_matches(given or [""])
+    finally:
+        store.close()
+    if matches is False:
+        if not given:
+            _refuse(
+                "this database belongs to a gateway with auth on: set STRATO_MASTER_KEY (or "
+                "STRATO_ADMIN_KEY) to the key `strato serve` runs with"
+            )
+        _refuse("the admin key given is not the one `strato serve` last ran with on this database")
+    return settings
+
+
 def admin_store(config: ConfigOption) -> tuple[Settings, KeyStore]:
     """The settings and the key store, once the caller has shown an admin key the gateway accepts."""
     settings = load_settings(config)

@@ -12,8 +12,8 @@ from rich.panel import Panel
 from rich.table import Column, Table
 from rich.text import Text
 
+from strato.cli.admin import reader_settings
 from strato.cli.options import ConfigOption, SinceOption, parse_since
-from strato.config import load_settings
 from strato.store import Store, open_store
 from strato.types import Trace, TraceQuery
 
@@ -21,7 +21,7 @@ app = typer.Typer(help="Inspect recorded requests.", no_args_is_help=True)
 
 
 def _open(config: ConfigOption) -> Store:
-    return open_store(load_settings(config).store.resolved_url())
+    return open_store(reader_settings(config).store.resolved_url())
 
 
 @app.command("list")
