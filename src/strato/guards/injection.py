@@ -6,9 +6,9 @@ catches the long tail (persona jailbreaks, payloads in documents). A text's scor
 the two. Both read normalised text (zero-width characters dropped, look-alike letters folded), so
 the usual tricks aimed at filters do not hide an attack.
 
-The classifier's weights ship with strato (`data/injection.npz`, about a megabyte); `strato guards
-train-injection` or `benchmarks/guards.py --train-injection` rebuild them from labelled data.
-Scanning costs tens of microseconds for a chat turn and grows linearly with the text.
+The classifier's weights ship with strato (`data/injection.npz`, about a megabyte);
+`benchmarks/injection.py --train` rebuilds them from labelled data. Scanning a chat turn costs
+under a millisecond, and the cost grows linearly with the text.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from strato.config import GuardsSettings
 from strato.guards.injection_context import context_hits
 from strato.guards.injection_rules import rule_hits
-from strato.guards.normalize import normalize
+from strato.guards.normalize import Normalized, normalize
 from strato.guards.verdict import Direction, Finding, ScanContext, Verdict
 
 if TYPE_CHECKING:
@@ -150,20 +151,11 @@ class InjectionDetector:
         """Findings at or above `threshold`: each rule match (the strongest where they overlap), a
         request for what the system prompt guards or forbids, and each classifier window that none
         of those already covers. Spans refer to `text`."""
-        norm = normalize(text)
-        lowered = norm.text.lower()
+        norm, candidates = self._candidates(text, system)
         spans: list[tuple[int, int, float]] = []  # in the normalised text
-        for rule, start, end in sorted(rule_hits(lowered), key=lambda hit: -hit[0].score):
-            if rule.score >= threshold and not _overlaps(spans, start, end):
-                spans.append((start, end, rule.score))
-        for hit in context_hits(norm.text, normalize(system).text) if system else ():
-            if hit.score >= threshold and not _overlaps(spans, hit.start, hit.end):
-                spans.append((hit.start, hit.end, hit.score))
-        windows = _windows(lowered)
-        scores = self.model.probabilities([" ".join(w.split()) for _, _, w in windows]) if windows else ()
-        for (start, end, _), score in zip(windows, scores, strict=True):
+        for start, end, score in candidates:
             if score >= threshold and not _overlaps(spans, start, end):
-                spans.append((start, end, float(score)))
+                spans.append((start, end, score))
         findings = []
         for start, end, score in sorted(spans):
             origin_start, origin_end = norm.span(start, end)
@@ -173,14 +165,22 @@ class InjectionDetector:
     def score(self, text: str, system: str | None = None) -> float:
         """The text's injection score: the highest of its rules, its requests against the system
         prompt and its windows' probabilities."""
+        return max((score for _, _, score in self._candidates(text, system)[1]), default=0.0)
+
+    def _candidates(self, text: str, system: str | None) -> tuple[Normalized, list[tuple[int, int, float]]]:
+        """Every scored span of the normalised text, in the order `detect` prefers them: rule
+        matches (strongest first), requests against the system prompt, the classifier's windows."""
         norm = normalize(text)
         lowered = norm.text.lower()
-        rules = max((rule.score for rule, _, _ in rule_hits(lowered)), default=0.0)
+        hits = sorted(rule_hits(lowered), key=lambda hit: -hit[0].score)
+        candidates = [(start, end, rule.score) for rule, start, end in hits]
         if system:
-            rules = max([rules, *(hit.score for hit in context_hits(norm.text, normalize(system).text))])
+            candidates += [(h.start, h.end, h.score) for h in context_hits(norm.text, normalize(system).text)]
         windows = _windows(lowered)
-        model = max(self.model.probabilities([" ".join(w.split()) for _, _, w in windows]), default=0.0)
-        return max(rules, float(model))
+        if windows:
+            scores = self.model.probabilities([" ".join(w.split()) for _, _, w in windows])
+            candidates += [(start, end, float(p)) for (start, end, _), p in zip(windows, scores, strict=True)]
+        return norm, candidates
 
 
 def _overlaps(spans: list[tuple[int, int, float]], start: int, end: int) -> bool:
@@ -210,10 +210,9 @@ class InjectionGuard:
         return self.scan_now(text, context)
 
     def scan_now(self, text: str, context: ScanContext) -> Verdict:
-        from strato.config import GuardsSettings
-
         settings = (context.settings or GuardsSettings()).injection
-        if not settings.enabled or settings.action == "allow":
+        skipped_role = context.role is not None and context.role not in settings.roles
+        if not settings.enabled or settings.action == "allow" or skipped_role:
             return Verdict("allow", text, [], self.name)
         kind = "INDIRECT_INJECTION" if context.role == "tool" else "PROMPT_INJECTION"
         findings = [
