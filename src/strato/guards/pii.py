@@ -86,8 +86,10 @@ class PIIGuard:
     def scan_now(self, text: str, context: ScanContext) -> Verdict:
         """`scan` without the coroutine: the work is CPU-bound and takes well under a millisecond."""
         policy = context.settings.pii if context.settings is not None else self.policy(context.model)
-        if not policy.enabled:
-            return Verdict("allow", text, [], self.name)
+        if not policy.enabled or (
+            context.role is not None and context.direction == "input" and not policy.enforce
+        ):
+            return Verdict("allow", text, [], self.name)  # on requests the input policy is opt-in
         rules = policy.input if context.direction == "input" else policy.output
         findings = [
             _with_action(f, rules.entities.get(f.type, rules.action))

@@ -47,14 +47,8 @@ class Guarded:
         return "block" if self.blocked else strictest([d["action"] for d in self.decisions])
 
     def raise_if_blocked(self) -> None:
-        if self.blocked:
-            guard = self.blocked[0][0]
-            types = ", ".join(sorted({t for g, t in self.blocked if g == guard}))
-            raise GuardBlocked(
-                f"The request was blocked by the {guard} guard: it contains {types}.",
-                code=f"guard_blocked:{guard}",
-                param="messages" if self.request.messages is not None else "prompt",
-            )
+        param = "messages" if self.request.messages is not None else "prompt"
+        _raise_if_blocked(self.blocked, "request", param)
 
     @property
     def restores(self) -> bool:
@@ -100,13 +94,19 @@ class Checked:
     blocked: list[tuple[str, str]]
 
     def raise_if_blocked(self) -> None:
-        if self.blocked:
-            guard = self.blocked[0][0]
-            types = ", ".join(sorted({t for g, t in self.blocked if g == guard}))
-            raise GuardBlocked(
-                f"The answer was blocked by the {guard} guard: it contains {types}.",
-                code=f"guard_blocked:{guard}",
-            )
+        _raise_if_blocked(self.blocked, "answer", None)
+
+
+def _raise_if_blocked(blocked: list[tuple[str, str]], what: str, param: str | None) -> None:
+    """400 `guard_blocked:<guard>` naming the first guard that blocked and what it found."""
+    if blocked:
+        guard = blocked[0][0]
+        types = ", ".join(sorted({t for g, t in blocked if g == guard}))
+        raise GuardBlocked(
+            f"The {what} was blocked by the {guard} guard: it contains {types}.",
+            code=f"guard_blocked:{guard}",
+            param=param,
+        )
 
 
 class GuardSet:
@@ -130,7 +130,7 @@ class GuardSet:
         """Every guard that runs in `direction` on one text, whether or not it is on the request path
         (what `POST /v1/guards/scan` answers); `system` is the system prompt the text is sent under."""
         settings = self.settings_for(model, overrides)
-        context = ScanContext(direction, model, settings=settings, role="user", system=system)
+        context = ScanContext(direction, model, settings=settings, system=system)
         verdicts = [await g.scan(text, context) for g in self.guards if direction in g.directions]
         return _combined(text, verdicts, context)
 
@@ -138,9 +138,7 @@ class GuardSet:
         """Run the input guards on each message (or the prompt): the request the model will see."""
         settings = self.settings_for(request.model, overrides)
         guarded = Guarded(request, settings)
-        guards = [g for g in self.guards if "input" in g.directions and _on_requests(g, settings)]
-        if not guards:
-            return guarded
+        guards = [g for g in self.guards if "input" in g.directions]
         if request.messages is not None:
             texts = [(m.role, m.content) for m in request.messages]
         else:
@@ -149,10 +147,12 @@ class GuardSet:
         outcome: list[str] = []
         for index, (role, text) in enumerate(texts):
             context = ScanContext("input", request.model, guarded.placeholders, settings, role, system=system)
-            verdicts = [await g.scan(text, context) for g in guards if _reads(g, role, settings)]
+            verdicts = [await g.scan(text, context) for g in guards]
             verdict = _combined(text, verdicts, context)
             outcome.append(verdict.text)
             _note(guarded.decisions, guarded.blocked, verdicts, "input", index)
+        if outcome == [text for _, text in texts]:
+            return guarded  # nothing redacted: the request as it came
         if request.messages is not None:
             messages = tuple(
                 dataclasses.replace(m, content=t) for m, t in zip(request.messages, outcome, strict=True)
@@ -165,13 +165,12 @@ class GuardSet:
     def buffers_stream(self, guarded: Guarded) -> bool:
         """Whether a streamed answer must be held until it is complete: an output guard may change
         or refuse it. With the default actions (flag) the stream flows and is checked at its end."""
-        output = guarded.settings
-        actions = (
-            [output.pii.output.action, *output.pii.output.entities.values()] if output.pii.enabled else []
-        )
-        actions += [output.secrets.output_action] if output.secrets.enabled else []
-        actions += [output.words.action] if output.words.words or output.words.topics else []
-        actions += [output.output.anomalies, output.output.profanity]
+        settings = guarded.settings
+        pii = settings.pii.output
+        actions = [pii.action, *pii.entities.values()] if settings.pii.enabled else []
+        actions += [settings.secrets.output_action] if settings.secrets.enabled else []
+        actions += [settings.words.action] if settings.words.words or settings.words.topics else []
+        actions += [settings.output.anomalies, settings.output.profanity]
         return any(a in ("redact", "block") for a in actions)
 
     async def check_output(self, text: str, guarded: Guarded, finish_reason: str | None = None) -> Checked:
@@ -180,37 +179,17 @@ class GuardSet:
         text to judge."""
         if finish_reason == "tool_calls" and not text:
             return Checked(text, "allow", [], [])
-        settings = guarded.settings
-        request = guarded.request
-        json_expected = (
-            request.params.response_format is not None
-            and request.params.response_format.type
-            in (
-                "json_object",
-                "json_schema",
-            )
+        fmt = guarded.request.params.response_format
+        json_expected = fmt is not None and fmt.type in ("json_object", "json_schema")
+        context = ScanContext(
+            "output", guarded.request.model, Placeholders(), guarded.settings, json_expected=json_expected
         )
-        context = ScanContext("output", request.model, Placeholders(), settings, json_expected=json_expected)
         verdicts = [await g.scan(text, context) for g in self.guards if "output" in g.directions]
         verdict = _combined(text, verdicts, context)
         decisions: list[dict[str, Any]] = []
         blocked: list[tuple[str, str]] = []
         _note(decisions, blocked, verdicts, "output", None)
         return Checked(verdict.text, verdict.action, decisions, blocked)
-
-
-def _on_requests(guard: Guard, settings: GuardsSettings) -> bool:
-    """Whether a guard runs on chat and completion requests (the PII policy is opt-in there)."""
-    if guard.name == "pii":
-        return settings.pii.enabled and settings.pii.enforce
-    return True
-
-
-def _reads(guard: Guard, role: str, settings: GuardsSettings) -> bool:
-    """The injection detector reads the roles it is configured for; the others read every message."""
-    if guard.name == "injection":
-        return role in settings.injection.roles
-    return True
 
 
 def _combined(text: str, verdicts: list[Verdict], context: ScanContext) -> Verdict:

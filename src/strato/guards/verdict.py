@@ -51,7 +51,9 @@ class ScanContext:
     model: str | None = None
     placeholders: Placeholders = field(default_factory=lambda: _placeholders())
     settings: GuardsSettings | None = None
-    role: str | None = None  # the message's role on input ("tool": text the model's tools returned)
+    # On a request: the message's role ("tool": text the model's tools returned). None: a text
+    # scanned on its own (/v1/guards/scan), which every guard reads whatever its request policy.
+    role: str | None = None
     system: str | None = None  # the conversation's system prompt, for guards that judge a turn against it
     json_expected: bool = False  # on output: the request asked for JSON (response_format)
 
