@@ -27,31 +27,38 @@ def reader_settings(config: ConfigOption) -> Settings:
     settings = load_settings(config)
     store = KeyStore.open(settings.store.resolved_url())
     try:
-        given = settings.server.admin_keys()
-        matches = store.admin_key_matches(given or [""])
+        _check_admin_key(settings, store)
     finally:
         store.close()
-    if matches is False:
-        if not given:
-            _refuse(
-                "this database belongs to a gateway with auth on: set STRATO_MASTER_KEY (or "
-                "STRATO_ADMIN_KEY) to the key `strato serve` runs with"
-            )
-        _refuse("the admin key given is not the one `strato serve` last ran with on this database")
     return settings
 
 
 def admin_store(config: ConfigOption) -> tuple[Settings, KeyStore]:
     """The settings and the key store, once the caller has shown an admin key the gateway accepts."""
     settings = load_settings(config)
-    given = settings.server.admin_keys()
-    if not given:
+    if not settings.server.admin_keys():
         _refuse(
             "this command needs the admin key: set STRATO_MASTER_KEY (or STRATO_ADMIN_KEY) to the key "
             "`strato serve` runs with"
         )
     store = KeyStore.open(settings.store.resolved_url())
-    if store.admin_key_matches(given) is False:
+    try:
+        _check_admin_key(settings, store)
+    except BaseException:
         store.close()
-        _refuse("the admin key given is not the one `strato serve` last ran with on this database")
+        raise
     return settings, store
+
+
+def _check_admin_key(settings: Settings, store: KeyStore) -> None:
+    """Refuse when the gateway has run on this database with admin keys and the settings hold none
+    of them (before any such gateway has run, anything passes)."""
+    given = settings.server.admin_keys()
+    if store.admin_key_matches(given) is not False:
+        return
+    if not given:
+        _refuse(
+            "this database belongs to a gateway with auth on: set STRATO_MASTER_KEY (or "
+            "STRATO_ADMIN_KEY) to the key `strato serve` runs with"
+        )
+    _refuse("the admin key given is not the one `strato serve` last ran with on this database")

@@ -47,9 +47,8 @@ def audit(
         _refuse(f"--kind {kind!r}: use one of {', '.join(KINDS)}")
     if limit < 1:
         _refuse(f"--limit {limit}: use 1 or more")
-    settings, keys = admin_store(config)
-    keys.close()
-    log = AuditLog.open(settings.store.resolved_url())
+    _, keys = admin_store(config)
+    log = AuditLog(keys.engine)  # the same database, already open and migrated
     try:
         entries = log.query(since=start, kind=kind, actor=actor, limit=limit)
     finally:
