@@ -179,6 +179,21 @@ class EngineState:
 
 
 @dataclass(slots=True)
+class Span:
+    """One stage of a request (auth, a guard, the cache, a provider attempt, ...), in the shape of an
+    OpenTelemetry span: ids in OpenTelemetry's hex form (the trace id is the request's id), times in
+    seconds since the epoch, attributes named by its GenAI semantic conventions where one exists."""
+
+    span_id: str  # 16 hex characters
+    name: str  # e.g. "chat smollm2", "strato.auth", "strato.guard.pii"
+    started_at: float
+    ended_at: float
+    parent_id: str | None = None  # None: the request's root span
+    status: Literal["ok", "error", "unset"] = "unset"
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class Trace:
     """One request as strato saw it: what was asked, who served it, what came back, how long it took."""
 
@@ -207,6 +222,8 @@ class Trace:
     route: dict[str, Any] | None = None  # a router's decision: target, reason, score, decision_ms
     cache: str | None = None  # "exact" or "semantic" when the answer came from the cache
     cost: float | None = None  # USD, from the price table of the deployment that answered
+    anomalies: list[str] = field(default_factory=list)  # e.g. ["EMPTY_ANSWER", "REFUSAL"]
+    spans: list[Span] = field(default_factory=list)  # the request's stages; stored with the trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +237,8 @@ class Score:
     comment: str | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: float = field(default_factory=time.time)
+    label: str | None = None  # a category the judge chose, e.g. "wrong_answer", "helpful"
+    correction: str | None = None  # the answer it should have been (feedback)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +255,15 @@ class Spend:
 
 @dataclass(frozen=True, slots=True)
 class TraceQuery:
+    """Which traces to list; every filter set must hold."""
+
     limit: int = 50
     model: str | None = None
     errors_only: bool = False
     since: float | None = None
+    until: float | None = None  # started before this instant
+    api_key: str | None = None  # the key's id
+    user: str | None = None
+    anomaly: str | None = None  # a kind such as "EMPTY_ANSWER", or "any"
+    feedback: Literal["any", "none", "positive", "negative"] | None = None  # negative: a score < 0.5
+    search: str | None = None  # words that must occur in the request or the answer (any case)

@@ -12,7 +12,7 @@ from strato.config import ConfigError
 from strato.store import open_store
 from strato.store.migrations import MIGRATIONS
 from strato.store.sql import SQLStore
-from strato.types import Endpoint, Trace, TraceQuery
+from strato.types import Endpoint, Score, Span, Trace, TraceQuery
 
 
 def make_trace(i: int, **fields: object) -> Trace:
@@ -39,6 +39,25 @@ def make_trace(i: int, **fields: object) -> Trace:
     )
     base.update(fields)
     return Trace(**base)  # type: ignore[arg-type]
+
+
+def test_spans_anomalies_and_feedback_round_trip(store_url: str) -> None:
+    store = open_store(store_url)
+    try:
+        root = Span("a" * 16, "chat m1", 1.0, 2.0, status="ok", attributes={"gen_ai.request.model": "m1"})
+        child = Span("b" * 16, "strato.auth", 1.0, 1.1, parent_id=root.span_id, status="ok")
+        trace = make_trace(3, spans=[root, child], anomalies=["EMPTY_ANSWER", "REFUSAL"])
+        store.record([trace])
+        assert store.trace(trace.id) == trace
+        # Recording the id again replaces the spans too, in the same transaction.
+        store.record([make_trace(3, spans=[child])])
+        assert store.spans(trace.id) == [child]
+        assert isinstance(store, SQLStore) and store.span_count() == 1
+        feedback = Score(trace.id, "feedback", 0.0, label="wrong", correction="42", comment="off by one")
+        store.add_scores([feedback])
+        assert store.scores("feedback", [trace.id]) == [feedback]
+    finally:
+        store.close()
 
 
 def test_round_trip_keeps_every_field(store_url: str) -> None:

@@ -132,6 +132,10 @@ class Upstream(LocalServer):
             )
         if behaviour == "hang":
             await asyncio.sleep(60)
+        if behaviour.startswith("say:"):  # answer with exactly the text after "say:"
+            text = behaviour[len("say:") :]
+        elif behaviour.startswith("sleep:"):  # echo, after sleeping this many seconds
+            await asyncio.sleep(float(behaviour[len("sleep:") :]))
         if behaviour == "garbage":
             if body.get("stream"):
                 return Response("data: <html>oops\n\n", media_type="text/event-stream")

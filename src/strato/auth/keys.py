@@ -18,7 +18,8 @@ from sqlalchemy import Column, Engine, Float, Integer, MetaData, String, Table, 
 
 from strato.auth.audit import AuditEvent, append_events
 from strato.config import Name, check_guard_overrides
-from strato.store.sql import SQLStore, traces
+from strato.store.sql import SQLStore
+from strato.store.tables import traces
 
 SECRET_PREFIX = "sk-strato-"
 

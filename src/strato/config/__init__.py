@@ -28,12 +28,14 @@ from strato.config.guards import (
     WordsGuardSettings,
     check_guard_overrides,
 )
+from strato.config.observe import ObserveSettings
 
 __all__ = [
     "ConfigError",
     "GuardsSettings",
     "ModelEntry",
     "Name",
+    "ObserveSettings",
     "PIIGuardSettings",
     "Settings",
     "WordsGuardSettings",
@@ -285,6 +287,7 @@ class Settings(BaseModel):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     guards: GuardsSettings = Field(default_factory=GuardsSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    observe: ObserveSettings = Field(default_factory=ObserveSettings)
 
     @field_validator("models")
     @classmethod

@@ -324,6 +324,100 @@ MIGRATIONS: list[tuple[str, list[Statement]]] = [
             """
         ],
     ),
+    (
+        # A trace's stages as OpenTelemetry-style spans (auth, guards, cache, routing, each provider
+        # attempt, output guards), stored with their trace in the same transaction.
+        "0011_spans",
+        [
+            """
+            CREATE TABLE spans (
+                trace_id VARCHAR(64) NOT NULL,
+                span_id VARCHAR(16) NOT NULL,
+                parent_id VARCHAR(16),
+                name VARCHAR(128) NOT NULL,
+                started_at DOUBLE PRECISION NOT NULL,
+                ended_at DOUBLE PRECISION NOT NULL,
+                status VARCHAR(16) NOT NULL,
+                attributes TEXT,
+                PRIMARY KEY (trace_id, span_id)
+            )
+            """
+        ],
+    ),
+    (
+        # Anomalies found in a response (JSON list of kinds, e.g. ["EMPTY_ANSWER", "REFUSAL"]).
+        "0012_trace_anomalies",
+        [
+            "ALTER TABLE traces ADD COLUMN anomalies TEXT",
+            "CREATE INDEX ix_traces_user_started ON traces (user_id, started_at)",
+        ],
+    ),
+    (
+        # Feedback (POST /v1/feedback) is a score with a label, a comment and a corrected answer.
+        "0013_feedback",
+        [
+            "ALTER TABLE scores ADD COLUMN label VARCHAR(128)",
+            "ALTER TABLE scores ADD COLUMN correction TEXT",
+        ],
+    ),
+    (
+        # Evaluation data sets (versioned; a version never changes once written), runs and results.
+        "0014_evals",
+        [
+            """
+            CREATE TABLE datasets (
+                name VARCHAR(128) NOT NULL,
+                version INTEGER NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                source TEXT,
+                description TEXT,
+                size INTEGER NOT NULL,
+                PRIMARY KEY (name, version)
+            )
+            """,
+            """
+            CREATE TABLE dataset_items (
+                dataset VARCHAR(128) NOT NULL,
+                version INTEGER NOT NULL,
+                position INTEGER NOT NULL,
+                input TEXT NOT NULL,
+                expected TEXT,
+                metadata TEXT,
+                trace_id VARCHAR(64),
+                PRIMARY KEY (dataset, version, position)
+            )
+            """,
+            """
+            CREATE TABLE eval_runs (
+                id VARCHAR(64) PRIMARY KEY,
+                dataset VARCHAR(128) NOT NULL,
+                version INTEGER NOT NULL,
+                model VARCHAR(256) NOT NULL,
+                config TEXT NOT NULL,
+                samples INTEGER NOT NULL,
+                started_at DOUBLE PRECISION NOT NULL,
+                ended_at DOUBLE PRECISION,
+                status VARCHAR(16) NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE eval_results (
+                run_id VARCHAR(64) NOT NULL,
+                position INTEGER NOT NULL,
+                sample INTEGER NOT NULL,
+                output TEXT,
+                error TEXT,
+                scores TEXT NOT NULL,
+                details TEXT,
+                latency_ms DOUBLE PRECISION,
+                cost DOUBLE PRECISION,
+                trace_id VARCHAR(64),
+                created_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (run_id, position, sample)
+            )
+            """,
+        ],
+    ),
 ]
 
 

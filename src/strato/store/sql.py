@@ -9,21 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
-    Column,
+    ColumnElement,
     Engine,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     and_,
     case,
     create_engine,
     delete,
     event,
+    exists,
     func,
+    not_,
     or_,
     select,
 )
@@ -32,54 +27,11 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from strato.config import ConfigError
 from strato.store.migrations import migrate
-from strato.types import Endpoint, Score, Spend, Trace, TraceQuery
-
-metadata = MetaData()
+from strato.store.tables import scores, spans, traces
+from strato.types import Endpoint, Score, Span, Spend, Trace, TraceQuery
 
 MIN_PREFIX = 6  # shortest id prefix `trace()` resolves, as `git show` does for commits
-
-# Mirrors the schema the migrations create; used for queries, never to create tables.
-traces = Table(
-    "traces",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("started_at", Float, nullable=False),
-    Column("ended_at", Float),
-    Column("endpoint", String(32), nullable=False),
-    Column("requested_model", String(256)),
-    Column("api_key", String(128)),
-    Column("user_id", String(256)),
-    Column("deployment", String(256)),
-    Column("provider", String(64)),
-    Column("stream", Boolean, nullable=False),
-    Column("request", Text, nullable=False),
-    Column("completion", Text),
-    Column("prompt_tokens", Integer, nullable=False),
-    Column("completion_tokens", Integer, nullable=False),
-    Column("cached_tokens", Integer, nullable=False, server_default="0"),
-    Column("ttft_ms", Float),
-    Column("latency_ms", Float),
-    Column("status", Integer, nullable=False),
-    Column("error", Text),
-    Column("error_code", String(64)),
-    Column("finish_reason", String(16)),
-    Column("attempts", Text),
-    Column("route", Text),
-    Column("cache_hit", String(16)),
-    Column("cost", Float),
-)
-
-scores = Table(
-    "scores",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("trace_id", String(64), nullable=False),
-    Column("name", String(128), nullable=False),
-    Column("value", Float, nullable=False),
-    Column("source", String(64), nullable=False),
-    Column("comment", Text),
-    Column("created_at", Float, nullable=False),
-)
+FEEDBACK = "feedback"  # the score name POST /v1/feedback records
 
 # The fields `spend()` can group by, as users name them.
 SPEND_GROUPS = {
@@ -133,10 +85,15 @@ class SQLStore:
         if not items:
             return
         rows = [_to_row(t) for t in items]
+        span_rows = [_span_row(t.id, span) for t in items for span in t.spans]
+        ids = [r["id"] for r in rows]
         with self.engine.begin() as conn:
             # Replace semantics, portable across both backends: delete the ids, insert the rows.
-            conn.execute(delete(traces).where(traces.c.id.in_([r["id"] for r in rows])))
+            conn.execute(delete(traces).where(traces.c.id.in_(ids)))
             conn.execute(traces.insert(), rows)
+            if span_rows:
+                conn.execute(delete(spans).where(spans.c.trace_id.in_(ids)))
+                conn.execute(spans.insert(), span_rows)
 
     def traces(
         self,
@@ -148,13 +105,7 @@ class SQLStore:
     ) -> list[Trace]:
         # The id breaks ties between traces started in the same instant, so pages never overlap.
         order = (traces.c.started_at.desc(), traces.c.id.desc())
-        stmt = select(traces).order_by(*order).limit(query.limit)
-        if query.model:
-            stmt = stmt.where(traces.c.requested_model == query.model)
-        if query.errors_only:
-            stmt = stmt.where(traces.c.status >= 400)
-        if query.since is not None:
-            stmt = stmt.where(traces.c.started_at >= query.since)
+        stmt = select(traces).order_by(*order).limit(query.limit).where(*_filters(query))
         if api_key is not None:
             stmt = stmt.where(traces.c.api_key == api_key)
         if statuses is not None:
@@ -173,7 +124,16 @@ class SQLStore:
             if row is None and len(trace_id) >= MIN_PREFIX and trace_id.isalnum():
                 rows = conn.execute(select(traces).where(traces.c.id.startswith(trace_id)).limit(2)).all()
                 row = rows[0] if len(rows) == 1 else None
-        return _from_row(row._mapping) if row is not None else None
+        if row is None:
+            return None
+        trace = _from_row(row._mapping)
+        trace.spans = self.spans(trace.id)
+        return trace
+
+    def spans(self, trace_id: str) -> list[Span]:
+        stmt = select(spans).where(spans.c.trace_id == trace_id).order_by(spans.c.started_at)
+        with self.engine.connect() as conn:
+            return [_from_span_row(row._mapping) for row in conn.execute(stmt)]
 
     def spend(self, by: str, since: float | None = None) -> list[Spend]:
         column = SPEND_GROUPS[by]
@@ -211,6 +171,10 @@ class SQLStore:
             stmt = stmt.where(scores.c.trace_id.in_(list(trace_ids)))
         with self.engine.connect() as conn:
             return [Score(**dict(row._mapping)) for row in conn.execute(stmt)]
+
+    def span_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(spans)).scalar_one())
 
     def count(self) -> int:
         with self.engine.connect() as conn:
@@ -266,7 +230,76 @@ def _to_row(t: Trace) -> dict[str, Any]:
         "route": json.dumps(t.route, ensure_ascii=False) if t.route else None,
         "cache_hit": t.cache,
         "cost": t.cost,
+        "anomalies": json.dumps(t.anomalies) if t.anomalies else None,
     }
+
+
+def _filters(query: TraceQuery) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of a trace query (every filter set must hold)."""
+    c = traces.c
+    where: list[ColumnElement[bool]] = []
+    if query.model:
+        where.append(c.requested_model == query.model)
+    if query.errors_only:
+        where.append(c.status >= 400)
+    if query.since is not None:
+        where.append(c.started_at >= query.since)
+    if query.until is not None:
+        where.append(c.started_at < query.until)
+    if query.api_key is not None:
+        where.append(c.api_key == query.api_key)
+    if query.user is not None:
+        where.append(c.user_id == query.user)
+    if query.anomaly == "any":
+        where.append(c.anomalies.is_not(None))
+    elif query.anomaly:
+        where.append(c.anomalies.like(f'%"{_escape_like(query.anomaly.upper())}"%', escape="\\"))
+    if query.feedback is not None:
+        where.append(_feedback_filter(query.feedback))
+    for word in (query.search or "").split():
+        pattern = f"%{_escape_like(word)}%"
+        where.append(or_(c.request.ilike(pattern, escape="\\"), c.completion.ilike(pattern, escape="\\")))
+    return where
+
+
+def _feedback_filter(kind: str) -> ColumnElement[bool]:
+    feedback = (scores.c.trace_id == traces.c.id) & (scores.c.name == FEEDBACK)
+    if kind == "none":
+        return not_(exists().where(feedback))
+    if kind == "positive":
+        return exists().where(feedback & (scores.c.value >= 0.5))
+    if kind == "negative":
+        return exists().where(feedback & (scores.c.value < 0.5))
+    return exists().where(feedback)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _span_row(trace_id: str, span: Span) -> dict[str, Any]:
+    return {
+        "trace_id": trace_id,
+        "span_id": span.span_id,
+        "parent_id": span.parent_id,
+        "name": _fit(span.name, 128),
+        "started_at": span.started_at,
+        "ended_at": span.ended_at,
+        "status": span.status,
+        "attributes": json.dumps(span.attributes, ensure_ascii=False) if span.attributes else None,
+    }
+
+
+def _from_span_row(row: Any) -> Span:
+    return Span(
+        span_id=row["span_id"],
+        name=row["name"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        parent_id=row["parent_id"],
+        status=row["status"],
+        attributes=json.loads(row["attributes"]) if row["attributes"] else {},
+    )
 
 
 def _fit(value: str | None, length: int) -> str | None:
@@ -284,6 +317,8 @@ def _score_row(s: Score) -> dict[str, Any]:
         "source": s.source,
         "comment": s.comment,
         "created_at": s.created_at,
+        "label": _fit(s.label, 128),
+        "correction": s.correction,
     }
 
 
@@ -314,6 +349,7 @@ def _from_row(row: Any) -> Trace:
         route=json.loads(row["route"]) if row["route"] else None,
         cache=row["cache_hit"],
         cost=row["cost"],
+        anomalies=json.loads(row["anomalies"]) if row["anomalies"] else [],
     )
 
 

@@ -1,0 +1,120 @@
+"""The schema the migrations create, as SQLAlchemy tables: used for queries, never to create tables."""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Column, Float, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+
+# Mirrors the schema the migrations create; used for queries, never to create tables.
+traces = Table(
+    "traces",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float),
+    Column("endpoint", String(32), nullable=False),
+    Column("requested_model", String(256)),
+    Column("api_key", String(128)),
+    Column("user_id", String(256)),
+    Column("deployment", String(256)),
+    Column("provider", String(64)),
+    Column("stream", Boolean, nullable=False),
+    Column("request", Text, nullable=False),
+    Column("completion", Text),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("cached_tokens", Integer, nullable=False, server_default="0"),
+    Column("ttft_ms", Float),
+    Column("latency_ms", Float),
+    Column("status", Integer, nullable=False),
+    Column("error", Text),
+    Column("error_code", String(64)),
+    Column("finish_reason", String(16)),
+    Column("attempts", Text),
+    Column("route", Text),
+    Column("cache_hit", String(16)),
+    Column("cost", Float),
+    Column("anomalies", Text),
+)
+
+scores = Table(
+    "scores",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("trace_id", String(64), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("comment", Text),
+    Column("created_at", Float, nullable=False),
+    Column("label", String(128)),
+    Column("correction", Text),
+)
+
+spans = Table(
+    "spans",
+    metadata,
+    Column("trace_id", String(64), primary_key=True),
+    Column("span_id", String(16), primary_key=True),
+    Column("parent_id", String(16)),
+    Column("name", String(128), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attributes", Text),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("source", Text),
+    Column("description", Text),
+    Column("size", Integer, nullable=False),
+)
+
+dataset_items = Table(
+    "dataset_items",
+    metadata,
+    Column("dataset", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("input", Text, nullable=False),
+    Column("expected", Text),
+    Column("metadata", Text),
+    Column("trace_id", String(64)),
+)
+
+eval_runs = Table(
+    "eval_runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("dataset", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("model", String(256), nullable=False),
+    Column("config", Text, nullable=False),
+    Column("samples", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float),
+    Column("status", String(16), nullable=False),
+)
+
+eval_results = Table(
+    "eval_results",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("sample", Integer, primary_key=True),
+    Column("output", Text),
+    Column("error", Text),
+    Column("scores", Text, nullable=False),
+    Column("details", Text),
+    Column("latency_ms", Float),
+    Column("cost", Float),
+    Column("trace_id", String(64)),
+    Column("created_at", Float, nullable=False),
+)
