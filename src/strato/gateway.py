@@ -24,8 +24,12 @@ from strato.cache.answers import AnswerCache, Lookup, open_answer_cache, replay
 from strato.config import GuardsSettings, Settings
 from strato.errors import ClientDisconnected, StratoError
 from strato.guards.step import Guarded, GuardSet, build_guards
+from strato.observe.anomalies import AnomalyWatch
 from strato.observe.metrics import GatewayMetrics
+from strato.observe.otel import OtelExport, open_otel_export
 from strato.observe.recorder import TraceRecorder
+from strato.observe.spans import SpanRecorder, operation_name
+from strato.observe.spans import finish as finish_spans
 from strato.providers.registry import ModelTable, build_models
 from strato.routing.attempts import Notes, collect
 from strato.routing.rules import approx_tokens
@@ -61,6 +65,7 @@ class CallContext:
     notes: Notes = field(default_factory=Notes)  # what routing did: attempts, a router's decision
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers (x-strato-*)
     cache: CachePolicy = field(default_factory=CachePolicy)  # what the request lets the cache do
+    spans: SpanRecorder = field(default_factory=SpanRecorder)  # the request's stages, timed
 
     def response_headers(self) -> list[tuple[bytes, bytes]]:
         """Headers the server adds to the response: the trace id, the cache's and the router's say."""
@@ -84,6 +89,8 @@ class Gateway:
         auth: Authority | None = None,
         guards: GuardSet | None = None,
         audit: AuditWriter | None = None,
+        watch: AnomalyWatch | None = None,
+        otel: OtelExport | None = None,
     ) -> None:
         self.models = models
         self.recorder = recorder
@@ -92,6 +99,8 @@ class Gateway:
         self.auth = auth or Authority.off()
         self.guards = guards or build_guards(GuardsSettings())
         self.audit = audit  # None: nothing on the request path is audited (tests, embedded use)
+        self.watch = watch  # None: responses are not checked for anomalies
+        self.otel = otel  # None: spans and metrics are not exported over OTLP
 
     def list_models(self) -> list[ModelInfo]:
         return self.models.infos()
@@ -106,10 +115,14 @@ class Gateway:
         await self.models.aclose()
         await self.cache.aclose()
         self.auth.close()
+        if self.watch is not None:
+            self.watch.close()
         if self.audit is not None:
             self.audit.close()
         self.recorder.close()
         self.recorder.store.close()
+        if self.otel is not None:
+            self.otel.close()  # sends what is still queued (bounded: a collector that is down is given up on)
 
     async def generate(self, request: GenerationRequest, ctx: CallContext) -> Generation:
         trace = self._begin(ctx, request.endpoint, request.model, _request_record(request), request.user)
@@ -122,10 +135,10 @@ class Gateway:
             if result is None:
                 provider = self.models.generator(request.model)
                 trace.deployment, trace.provider = request.model, provider.info().provider
-                with self._in_flight(request.model):
+                with self._in_flight(request.model), ctx.spans.calling():
                     result = await provider.generate(request)
             _generated(trace, result)
-            answer = await self._output_guards_step(result.text, guarded, trace)
+            answer = await self._output_guards_step(result.text, guarded, trace, ctx)
         except BaseException as exc:
             raise self._fail(trace, ctx, exc) from None
         self._finish(trace, ctx)
@@ -146,9 +159,10 @@ class Gateway:
             else:
                 provider = self.models.generator(request.model)
                 trace.deployment, trace.provider = request.model, provider.info().provider
-                chunks = self.cache.remember(lookup, await provider.stream(request))
+                with ctx.spans.calling():  # the call's span lasts until the stream ends
+                    chunks = self.cache.remember(lookup, await provider.stream(request))
             if self.guards.buffers_stream(guarded):
-                chunks = await self._held(chunks, guarded, trace)
+                chunks = await self._held(chunks, guarded, trace, ctx)
         except BaseException as exc:
             raise self._fail(trace, ctx, exc) from None
         return guarded.chunks(self._traced(chunks, trace, ctx, guarded))
@@ -160,7 +174,7 @@ class Gateway:
             await self._auth_step(request, ctx, trace)
             embedder = self.models.embedder(request.model)
             trace.deployment, trace.provider = request.model, embedder.info().provider
-            with self._in_flight(request.model):
+            with self._in_flight(request.model), ctx.spans.calling():
                 result = await embedder.embed(request)
         except BaseException as exc:
             raise self._fail(trace, ctx, exc) from None
@@ -174,28 +188,32 @@ class Gateway:
         guards' decisions under `request.guards`."""
         key = ctx.grant.key if ctx.grant is not None else None
         overrides = key.guards if key is not None else None
-        guarded = await self.guards.check_input(request, overrides)
-        if guarded.decisions:
-            trace.request = {**_request_record(guarded.request), **guarded.record()}
-            self._audit(trace, f"guard.{guarded.action()}", guarded.record())
-        if guarded.blocked:
-            self.auth.release(ctx.grant)  # a refused request does not count toward the key's rpm
-        guarded.raise_if_blocked()
+        with ctx.spans.span("strato.input_guards") as span:  # each guard's span inside
+            guarded = await self.guards.check_input(request, overrides)
+            span.attributes["strato.guard.action"] = guarded.action()
+            if guarded.decisions:
+                trace.request = {**_request_record(guarded.request), **guarded.record()}
+                self._audit(trace, f"guard.{guarded.action()}", guarded.record())
+            if guarded.blocked:
+                self.auth.release(ctx.grant)  # a refused request does not count toward the key's rpm
+            guarded.raise_if_blocked()
         return guarded
 
-    async def _output_guards_step(self, text: str, guarded: Guarded, trace: Trace) -> str:
+    async def _output_guards_step(self, text: str, guarded: Guarded, trace: Trace, ctx: CallContext) -> str:
         """The output guards step: the answer's PII, secrets, banned words, profanity and content
         anomalies, flagged, redacted or blocked. Returns the text to send on."""
-        checked = await self.guards.check_output(text, guarded, trace.finish_reason)
-        if checked.decisions:
-            decisions = [*trace.request.get("guards", []), *checked.decisions]
-            trace.request = {**trace.request, "guards": decisions}
-            self._audit(trace, f"guard.{checked.action}", {"guards": checked.decisions})
-        checked.raise_if_blocked()
+        with ctx.spans.span("strato.output_guards") as span:  # each guard's span inside
+            checked = await self.guards.check_output(text, guarded, trace.finish_reason)
+            span.attributes["strato.guard.action"] = checked.action
+            if checked.decisions:
+                decisions = [*trace.request.get("guards", []), *checked.decisions]
+                trace.request = {**trace.request, "guards": decisions}
+                self._audit(trace, f"guard.{checked.action}", {"guards": checked.decisions})
+            checked.raise_if_blocked()
         return checked.text
 
     async def _held(
-        self, chunks: AsyncGenerator[Chunk, None], guarded: Guarded, trace: Trace
+        self, chunks: AsyncGenerator[Chunk, None], guarded: Guarded, trace: Trace, ctx: CallContext
     ) -> AsyncGenerator[Chunk, None]:
         """A stream held back until complete, so the output guards can change or refuse it."""
         held: list[Chunk] = []
@@ -205,7 +223,7 @@ class Gateway:
         finally:
             await chunks.aclose()
         text = "".join(c.text for c in held)
-        answer = await self._output_guards_step(text, guarded, trace)
+        answer = await self._output_guards_step(text, guarded, trace, ctx)
         guarded.output_checked = True
         if answer != text:
             last = held[-1] if held else Chunk(text="")
@@ -219,14 +237,16 @@ class Gateway:
         use this model now, and a hold on its budget for the worst-case cost, settled in `_finish`.
         A refusal (401, 403, 429) is audited with its error code."""
         try:
-            key = self.auth.authenticate(ctx.credential)
-            if key is None:
-                return  # no master key: the API is open (and strato listens on loopback only)
-            ctx.api_key = trace.api_key = key.id  # refusals below are traced under the key too
-            provider = self.models.generators.get(request.model)
-            context = provider.info().context_length if provider is not None else None
-            price = self.models.worst_price(request.model)
-            ctx.grant = await self.auth.admit_async(key, request, price, context)
+            with ctx.spans.span("strato.auth") as span:
+                key = self.auth.authenticate(ctx.credential)
+                if key is None:
+                    return  # no master key: the API is open (and strato listens on loopback only)
+                ctx.api_key = trace.api_key = key.id  # refusals below are traced under the key too
+                span.attributes["strato.api_key.id"] = key.id
+                provider = self.models.generators.get(request.model)
+                context = provider.info().context_length if provider is not None else None
+                price = self.models.worst_price(request.model)
+                ctx.grant = await self.auth.admit_async(key, request, price, context)
         except StratoError as exc:
             self._audit(trace, "auth.refused", {"status": exc.status, "code": exc.code})
             raise
@@ -239,8 +259,14 @@ class Gateway:
     async def _cache_step(self, request: GenerationRequest, ctx: CallContext, trace: Trace) -> Lookup:
         """The cache step: a stored answer to this request (semantic mode: to a paraphrase of it).
         A hit is traced as served by the "cache" provider, at no cost."""
-        lookup = await self.cache.lookup(request, ctx.api_key or "", ctx.cache)
-        if lookup.result is not None:
+        with ctx.spans.span("strato.cache") as span:
+            lookup = await self.cache.lookup(request, ctx.api_key or "", ctx.cache)
+        if lookup.result is None:
+            ctx.spans.drop(span)  # the model has no answer cache
+        else:
+            span.attributes["strato.cache.result"] = lookup.result
+            if lookup.kind == "semantic":
+                span.attributes["strato.cache.similarity"] = lookup.score
             ctx.headers.update(lookup.headers())
             self.metrics.cache_requests.labels(request.model, lookup.result).inc()
         if lookup.kind is not None:
@@ -279,7 +305,7 @@ class Gateway:
             await chunks.aclose()
         trace.completion = "".join(parts)
         if not guarded.output_checked:  # flags only: the answer has been sent
-            await self._output_guards_step(trace.completion, guarded, trace)
+            await self._output_guards_step(trace.completion, guarded, trace, ctx)
         self._finish(trace, ctx)
 
     def _begin(
@@ -291,6 +317,8 @@ class Gateway:
         user: str | None,
     ) -> Trace:
         ctx.notes = collect()  # model groups and routers add their calls and decisions
+        operation = operation_name(endpoint)
+        ctx.spans.begin(f"{operation} {model}" if model else operation, ctx.started_at)
         return Trace(
             id=ctx.trace_id,
             started_at=ctx.started_at,
@@ -312,8 +340,13 @@ class Gateway:
         trace.ended_at = time.time()
         trace.latency_ms = _ms_since(ctx.started)
         label = trace.requested_model if trace.deployment else UNKNOWN_MODEL_LABEL
-        self.metrics.observe(trace, label or UNKNOWN_MODEL_LABEL)
+        if self.watch is not None:
+            self.watch.check(trace, label or UNKNOWN_MODEL_LABEL)  # sets trace.anomalies
+        trace.spans = finish_spans(ctx.spans, trace, ctx.notes)
+        measured = self.metrics.observe(trace, label or UNKNOWN_MODEL_LABEL)
         self.recorder.submit(trace)
+        if self.otel is not None:
+            self.otel.submit(trace, measured)  # exported from a thread of its own
 
     def _fail(self, trace: Trace, ctx: CallContext, exc: BaseException) -> BaseException:
         """Record the failure on the trace and return what the caller should raise."""
@@ -429,4 +462,7 @@ def build_gateway(settings: Settings) -> Gateway:
         raise
     auth = Authority(master, keys, limiter, ledger)
     guards = build_guards(settings.guards, models)  # loads the injection classifier
-    return Gateway(models, recorder, GatewayMetrics(), cache, auth, guards, audit)
+    metrics = GatewayMetrics()
+    watch = AnomalyWatch(settings.observe, metrics) if settings.observe.anomalies.enabled else None
+    otel = open_otel_export(settings.observe.otel)  # None unless an OTLP endpoint is configured
+    return Gateway(models, recorder, metrics, cache, auth, guards, audit, watch, otel)

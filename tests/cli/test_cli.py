@@ -53,7 +53,7 @@ def test_chat_one_shot_streams_and_is_traced(tmp_path: Path) -> None:
     row = rows[0]
     assert row["model"] == "smollm2-135m-instruct" and row["status"] == 200 and row["stream"]
     assert row["completion"].strip() == result.stdout.strip()
-    assert row["prompt_tokens"] > 0 and row["completion_tokens"] > 0
+    assert row["usage"]["prompt_tokens"] > 0 and row["usage"]["completion_tokens"] > 0
 
     table = strato("traces", "list", data_dir=data)
     assert (

@@ -64,6 +64,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Ite
         upstream.model("echo", input_cost=1_000_000.0, output_cost=1_000_000.0),
         upstream.model("other"),
         upstream.model("broken", "fail"),
+        upstream.model("silent", "say:"),  # an empty answer: EMPTY_ANSWER
     ]
     env = {"STRATO_MASTER_KEY": MASTER}
     process = GatewayProcess(tmp_path_factory.mktemp("traces"), models, env=env, settings={"guards": GUARDS})
@@ -169,7 +170,10 @@ def test_a_trace_object_says_what_happened(gateway: GatewayProcess, keys: dict[s
     assert first["latency_ms"] > 0 and first["cache"] is None and first["guards"] is None
     assert first["request"]["messages"] == [{"role": "user", "content": "first from a"}]
     assert first["completion"] == "echo: first from a"
-    assert "secret" not in json.dumps(first) and a.secret not in json.dumps(first)
+    # No key's secret, nor a field for one (a span may be named "strato.guard.secrets").
+    assert '"secret"' not in json.dumps(first) and a.secret not in json.dumps(first)
+    assert first["anomalies"] == [] and first["feedback"] == []
+    assert first["spans"] and all(s["duration_ms"] >= 0 for s in first["spans"])
 
     failed = get(gateway, f"/v1/traces/{a.traces[1]}", a).json()
     assert failed["status"] >= 500 and failed["error"]["code"] and failed["error"]["message"]
@@ -226,6 +230,9 @@ def test_pages_with_after_cursor(gateway: GatewayProcess, keys: dict[str, Key]) 
         ({"before": "nan"}, "before"),
         ({"status": "bad"}, "status"),
         ({"status": "700"}, "status"),
+        ({"until": "later"}, "until"),
+        ({"anomaly": "BORING"}, "anomaly"),
+        ({"feedback": "meh"}, "feedback"),
     ],
 )
 def test_bad_parameters_are_400_naming_the_parameter(
@@ -242,6 +249,40 @@ def test_limit_caps_a_page(gateway: GatewayProcess, keys: dict[str, Key]) -> Non
     assert len(body["data"]) >= 6 and body["has_more"] is False
     one = get(gateway, "/v1/traces", keys["master"], limit=1).json()
     assert len(one["data"]) == 1 and one["has_more"] is True
+
+
+def test_filters_by_anomaly_feedback_user_and_words(gateway: GatewayProcess, keys: dict[str, Key]) -> None:
+    a, master = keys["a"], keys["master"]
+    c = new_key(gateway, "c")
+    response = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": "silent", "messages": [{"role": "user", "content": "say nothing"}], "user": "ann"},
+        headers=c.auth,
+    )
+    empty = response.headers["x-strato-trace-id"]
+    gateway.trace(empty)
+    assert listed(gateway, c, anomaly="EMPTY_ANSWER") == [empty]
+    assert listed(gateway, c, anomaly="empty_answer") == [empty]
+    assert listed(gateway, c, anomaly="any") == [empty]
+    assert listed(gateway, a, anomaly="any") == []  # only the caller's own
+    assert empty in listed(gateway, master, anomaly="any")
+    assert get(gateway, f"/v1/traces/{empty}", c).json()["anomalies"] == ["EMPTY_ANSWER"]
+    assert listed(gateway, master, user="ann") == [empty]
+    assert listed(gateway, c, user="bob") == []
+    # Feedback
+    assert listed(gateway, c, feedback="none") == [empty]
+    given = httpx.post(f"{gateway.url}/v1/feedback", json={"trace_id": empty, "score": 0}, headers=c.auth)
+    assert given.status_code == 201, given.text
+    assert listed(gateway, c, feedback="negative") == [empty]
+    assert listed(gateway, c, feedback="positive") == listed(gateway, c, feedback="none") == []
+    [shown] = get(gateway, "/v1/traces", c).json()["data"]
+    assert [f["score"] for f in shown["feedback"]] == [0.0]
+    # Words in the request or the answer, every one of them, any case.
+    assert listed(gateway, a, q="FIRST") == [a.traces[0]]
+    assert listed(gateway, a, q="echo: first") == [a.traces[0]]  # "echo:" is in the answer
+    assert listed(gateway, a, q="first fails") == []
+    started = [get(gateway, f"/v1/traces/{t}", a).json()["started_at"] for t in a.traces]
+    assert listed(gateway, a, until=started[1]) == [a.traces[0]]
 
 
 def test_the_cli_lists_what_the_api_does(gateway: GatewayProcess, keys: dict[str, Key]) -> None:

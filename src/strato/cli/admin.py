@@ -14,6 +14,7 @@ import typer
 from strato.auth import KeyStore
 from strato.cli.options import ConfigOption
 from strato.config import Settings, load_settings
+from strato.store.sql import SQLStore
 
 
 def _refuse(message: str) -> NoReturn:
@@ -31,6 +32,20 @@ def reader_settings(config: ConfigOption) -> Settings:
     finally:
         store.close()
     return settings
+
+
+def reader_store(config: ConfigOption) -> SQLStore:
+    """The store, opened once, for a verb that reads every key's traces (`strato traces`): open
+    without auth, as the API is; once a gateway with admin keys has run on the database, only with
+    one of them."""
+    settings = load_settings(config)
+    store = SQLStore.open(settings.store.resolved_url())
+    try:
+        _check_admin_key(settings, KeyStore(store.engine))  # the same database, already migrated
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 def admin_store(config: ConfigOption) -> tuple[Settings, KeyStore]:

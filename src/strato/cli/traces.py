@@ -1,27 +1,76 @@
+"""`strato traces`: recorded requests, read from the database, as `GET /v1/traces` shows them over
+HTTP (the `--json` output is the API's trace object)."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich import box
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Column, Table
 from rich.text import Text
+from rich.tree import Tree
 
-from strato.cli.admin import reader_settings
+from strato.cli.admin import reader_store
 from strato.cli.options import ConfigOption, SinceOption, parse_since
-from strato.store import Store, open_store
-from strato.types import Trace, TraceQuery
+from strato.errors import InvalidRequest
+from strato.observe.export import duration_ms, trace_json, trace_query
+from strato.store import Store
+from strato.store.sql import FEEDBACK
+from strato.types import Score, Span, Trace
 
 app = typer.Typer(help="Inspect recorded requests.", no_args_is_help=True)
 
+# How the list's "flags" column abbreviates anomaly kinds.
+SHORT_KINDS = {
+    "EMPTY_ANSWER": "empty",
+    "REPEATED_CHARACTER": "rep-char",
+    "REPEATED_TOKEN": "rep-word",
+    "RUNAWAY_REPETITION": "loop",
+    "INVALID_JSON": "bad-json",
+    "REFUSAL": "refusal",
+    "LANGUAGE_SWITCH": "language",
+    "SLOW": "slow",
+    "EXPENSIVE": "costly",
+}
 
-def _open(config: ConfigOption) -> Store:
-    return open_store(reader_settings(config).store.resolved_url())
+UntilOption = Annotated[
+    str | None,
+    typer.Option(help="Only requests before: 30m, 24h, 7d (that long ago), or a date (2026-01-31)."),
+]
+AnomalyOption = Annotated[
+    str | None, typer.Option(help="Only answers with this anomaly (REFUSAL, SLOW, ...), or any anomaly: any.")
+]
+FeedbackOption = Annotated[
+    str | None,
+    typer.Option(help="Only requests with feedback: any, none, positive, or negative (a score < 0.5)."),
+]
+SearchOption = Annotated[
+    str | None,
+    typer.Option("--search", "-q", help="Only requests whose input or answer has all these words."),
+]
+
+
+def _refuse(message: str) -> NoReturn:
+    typer.echo(f"strato: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def _opened(config: ConfigOption) -> Iterator[Store]:
+    """The database, opened once for the command (after the admin key check, on the same engine)."""
+    store = reader_store(config)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 @app.command("list")
@@ -30,18 +79,39 @@ def list_traces(
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
     errors: Annotated[bool, typer.Option("--errors", help="Only failed requests.")] = False,
     key: Annotated[str | None, typer.Option("--key", help="Only requests made with this key id.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    user: Annotated[str | None, typer.Option("--user", help="Only requests of this end user.")] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    anomaly: AnomalyOption = None,
+    feedback: FeedbackOption = None,
+    search: SearchOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per line (the API's shape).")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Recent requests with their model, status, tokens and timings."""
-    store = _open(config)
+    """Recent requests with their model, status, tokens, timings, feedback and anomalies."""
     try:
-        found = store.traces(TraceQuery(limit=limit, model=model, errors_only=errors), api_key=key)
-    finally:
-        store.close()
+        query = trace_query(
+            limit=limit,
+            model=model,
+            errors_only=errors,
+            since=_when(since, "--since"),
+            until=_when(until, "--until"),
+            user=user,
+            anomaly=anomaly,
+            feedback=feedback,
+            search=search,
+        )
+    except InvalidRequest as exc:
+        _refuse(f"--{exc.param}: {exc.message.split(': ', 1)[-1]}")
+    with _opened(config) as store:
+        found = store.traces(query, api_key=key)
+        feedback_of = _feedback(store, found)
     if as_json:
         for trace in found:
-            typer.echo(json.dumps(_as_dict(trace), ensure_ascii=False))
+            shown = trace_json(trace, feedback_of.get(trace.id), spans=False)
+            typer.echo(json.dumps(shown, ensure_ascii=False))
         return
     table = Table(
         # The id is what users copy into `strato traces show`: never cut it.
@@ -54,6 +124,8 @@ def list_traces(
         Column("ttft", justify="right", no_wrap=True, min_width=5),
         Column("total", justify="right", no_wrap=True, min_width=6),
         Column("cost", justify="right", no_wrap=True, min_width=4),
+        Column("fb", no_wrap=True, min_width=2),
+        Column("anomalies", overflow="ellipsis", no_wrap=True, max_width=24),
         Column("input", no_wrap=True, overflow="ellipsis", min_width=6, max_width=40),
         box=box.SIMPLE_HEAD,
         pad_edge=False,
@@ -71,6 +143,8 @@ def list_traces(
             _ms(t.ttft_ms),
             _ms(t.latency_ms),
             _usd(t.cost) + (" cache" if t.cache else ""),
+            _feedback_mark(feedback_of.get(t.id, [])),
+            Text(",".join(SHORT_KINDS.get(k, k.lower()) for k in t.anomalies), style="yellow"),
             _preview(t),
         )
     Console().print(table)
@@ -90,11 +164,8 @@ def cost(
     if by not in ("model", "deployment", "key", "user"):
         raise typer.BadParameter("must be model, deployment, key or user", param_hint="--by")
     start = parse_since(since)
-    store = _open(config)
-    try:
+    with _opened(config) as store:
         rows = store.spend(by, start)
-    finally:
-        store.close()
     if as_json:
         for row in rows:
             typer.echo(json.dumps(asdict(row)))
@@ -124,25 +195,26 @@ def show_trace(
     trace_id: Annotated[
         str, typer.Argument(help="The trace id (x-strato-trace-id) or a unique prefix of it.")
     ],
+    as_json: Annotated[bool, typer.Option("--json", help="The trace as JSON (the API's shape).")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Everything recorded about one request."""
-    store = _open(config)
-    try:
+    """Everything recorded about one request: messages, answer, anomalies, feedback and its spans."""
+    with _opened(config) as store:
         trace = store.trace(trace_id)
-    finally:
-        store.close()
+        feedback = store.scores(FEEDBACK, [trace.id]) if trace is not None else []
     if trace is None:
         typer.echo(f"strato: error: no trace {trace_id!r} (or the prefix is not unique)", err=True)
         raise typer.Exit(1)
-    facts = Table.grid(padding=(0, 2))
-    for key, value in _as_dict(trace).items():
-        if key not in {"request", "completion", "attempts"}:
-            facts.add_row(Text(key, style="bold"), "-" if value is None else str(value))
-    parts: list[Panel | Table] = [facts]
+    if as_json:
+        typer.echo(json.dumps(trace_json(trace, feedback), ensure_ascii=False, indent=2))
+        return
+    parts: list[RenderableType] = [_facts(trace)]
     request = dict(trace.request)
+    request.pop("guards", None)  # among the facts
     for message in request.pop("messages", []):
-        parts.append(Panel(message.get("content", ""), title=message.get("role", "?"), title_align="left"))
+        parts.append(
+            Panel(str(message.get("content", "")), title=message.get("role", "?"), title_align="left")
+        )
     if "prompt" in request:
         parts.append(Panel(str(request.pop("prompt")), title="prompt", title_align="left"))
     if trace.attempts:
@@ -156,14 +228,46 @@ def show_trace(
         parts.append(Panel(trace.completion, title="completion", title_align="left", border_style="green"))
     if trace.error:
         parts.append(Panel(trace.error, title="error", title_align="left", border_style="red"))
+    if trace.anomalies:
+        anomalies = ", ".join(trace.anomalies)
+        parts.append(Panel(anomalies, title="anomalies", title_align="left", border_style="yellow"))
+    if feedback:
+        parts.append(Panel(_feedback_table(feedback), title="feedback", title_align="left"))
+    if trace.spans:
+        parts.append(Panel(span_tree(trace.spans), title="spans", title_align="left"))
     parts.append(
         Panel(json.dumps(request, indent=2, ensure_ascii=False), title="parameters", title_align="left")
     )
     Console().print(Group(*parts))
 
 
-def _as_dict(trace: Trace) -> dict[str, object]:
-    return {
+def _when(value: str | None, flag: str) -> float | None:
+    try:
+        return parse_since(value)
+    except typer.BadParameter as exc:
+        _refuse(f"{flag} {exc.message}")
+
+
+def _feedback(store: Store, traces: Sequence[Trace]) -> dict[str, list[Score]]:
+    """The feedback on each of `traces` (one query)."""
+    found: dict[str, list[Score]] = {}
+    for score in store.scores(FEEDBACK, [t.id for t in traces]) if traces else ():
+        found.setdefault(score.trace_id, []).append(score)
+    return found
+
+
+def _feedback_mark(scores: Sequence[Score]) -> Text:
+    """+ when all feedback is positive (>= 0.5), - when all is negative, ± when mixed; with the
+    count when there is more than one."""
+    if not scores:
+        return Text("")
+    good = sum(s.value >= 0.5 for s in scores)
+    mark, style = ("+", "green") if good == len(scores) else ("-", "red") if not good else ("±", "yellow")
+    return Text(mark + (str(len(scores)) if len(scores) > 1 else ""), style=style)
+
+
+def _facts(trace: Trace) -> Table:
+    facts: dict[str, object] = {
         "id": trace.id,
         "started_at": _time(trace.started_at),
         "endpoint": str(trace.endpoint),
@@ -181,14 +285,57 @@ def _as_dict(trace: Trace) -> dict[str, object]:
         "ttft_ms": None if trace.ttft_ms is None else round(trace.ttft_ms, 1),
         "latency_ms": None if trace.latency_ms is None else round(trace.latency_ms, 1),
         "error_code": trace.error_code,
-        "error": trace.error,
-        "request": trace.request,
-        "completion": trace.completion,
-        "attempts": trace.attempts,
         "route": trace.route,
         "cache": trace.cache,
         "cost": trace.cost,
+        "guards": trace.request.get("guards"),
     }
+    grid = Table.grid(padding=(0, 2))
+    for key, value in facts.items():
+        grid.add_row(Text(key, style="bold"), "-" if value is None else str(value))
+    return grid
+
+
+def _feedback_table(scores: Sequence[Score]) -> Table:
+    table = Table("score", "label", "comment", "correction", "source", "at", box=None)
+    for s in scores:
+        table.add_row(
+            Text(f"{s.value:g}", style="green" if s.value >= 0.5 else "red"),
+            s.label or "-",
+            s.comment or "-",
+            s.correction or "-",
+            s.source,
+            _time(s.created_at),
+        )
+    return table
+
+
+def span_tree(spans: Sequence[Span]) -> Tree:
+    """The spans as a tree, children under their parent in start order, each with its duration and
+    when it started after the first one."""
+    ids = {s.span_id for s in spans}
+    children: dict[str | None, list[Span]] = {}
+    for span in sorted(spans, key=lambda s: s.started_at):
+        children.setdefault(span.parent_id if span.parent_id in ids else None, []).append(span)
+    start = min(s.started_at for s in spans)
+    tree = Tree(Text("spans", style="bold"), guide_style="dim", hide_root=True)
+
+    def grow(node: Tree, parent: str | None) -> None:
+        for span in children.get(parent, []):
+            grow(node.add(_span_label(span, start)), span.span_id)
+
+    grow(tree, None)
+    return tree
+
+
+def _span_label(span: Span, start: float) -> Text:
+    label = Text(span.name, style="red" if span.status == "error" else "")
+    label.append(f"  {duration_ms(span):.1f}ms", style="cyan")
+    label.append(f"  at +{(span.started_at - start) * 1000:.1f}ms", style="dim")
+    shown = " ".join(f"{k}={v}" for k, v in list(span.attributes.items())[:4])
+    if shown:
+        label.append("  " + (shown if len(shown) <= 100 else shown[:99] + "…"), style="dim")
+    return label
 
 
 def _time(epoch: float, *, short: bool = False) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import itertools
 import json
 import re
@@ -48,6 +49,9 @@ MIN_NUMBERED_TURNS = 8  # a loop in which only numbers change ("Step 7: ...", "S
 def content_anomalies(text: str, json_expected: bool = False) -> list[Finding]:
     """Anomalies in a model's answer, each with its span in `text` and a score in 0..1.
 
+    The last few answers' findings are kept: the output guard and the anomaly watch
+    (`strato.observe.anomalies`) both judge each answer, and the second asks for free.
+
     EMPTY_ANSWER: nothing but whitespace and punctuation (a valid JSON document such as `{}` is not
     empty when JSON was asked for). REPEATED_CHARACTER: the answer is one character repeated, or
     ends with one repeated 64 times or more (128 for punctuation). REPEATED_TOKEN: one word ten times
@@ -57,6 +61,11 @@ def content_anomalies(text: str, json_expected: bool = False) -> list[Finding]:
     the span covers the whole repeated part. INVALID_JSON (only with `json_expected`): the answer,
     without a ``` fence, is not a JSON document.
     """
+    return list(_content_anomalies(text, json_expected))
+
+
+@functools.lru_cache(maxsize=16)
+def _content_anomalies(text: str, json_expected: bool) -> tuple[Finding, ...]:
     findings: list[Finding] = []
     valid_json = json_expected and _is_json(text)
     empty = _is_empty(text) and not valid_json
@@ -69,7 +78,7 @@ def content_anomalies(text: str, json_expected: bool = False) -> list[Finding]:
         findings.extend(_repetition(text))
     if json_expected and not valid_json:
         findings.append(Finding("INVALID_JSON", 0, len(text), 1.0, text))
-    return sorted(findings, key=lambda f: (f.start, f.end))
+    return tuple(sorted(findings, key=lambda f: (f.start, f.end)))
 
 
 def _is_empty(text: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,8 @@ from strato.config import GuardsSettings
 from strato.errors import InvalidRequest
 from strato.guards.redact import Placeholders
 from strato.guards.verdict import Action, Direction, Finding, Guard, ScanContext, Verdict, strictest
-from strato.types import Chunk, Generation, GenerationRequest
+from strato.observe.spans import current as current_spans
+from strato.types import Chunk, Generation, GenerationRequest, Span
 
 if TYPE_CHECKING:
     from strato.providers.registry import ModelTable
@@ -144,12 +146,21 @@ class GuardSet:
         else:
             texts = [("user", request.prompt or "")]
         system = "\n".join(text for role, text in texts if role == "system") or None
+        contexts = [
+            ScanContext("input", request.model, guarded.placeholders, settings, role, system=system)
+            for role, _ in texts
+        ]
+        # Guard by guard (each over every message), so each guard's time is one span.
+        scanned: list[list[Verdict]] = [[] for _ in texts]
+        for guard in guards:
+            with _timed(guard, "input") as span:
+                verdicts = [await guard.scan(text, c) for (_, text), c in zip(texts, contexts, strict=True)]
+                _describe(span, verdicts)
+            for verdict, found in zip(verdicts, scanned, strict=True):
+                found.append(verdict)
         outcome: list[str] = []
-        for index, (role, text) in enumerate(texts):
-            context = ScanContext("input", request.model, guarded.placeholders, settings, role, system=system)
-            verdicts = [await g.scan(text, context) for g in guards]
-            verdict = _combined(text, verdicts, context)
-            outcome.append(verdict.text)
+        for index, ((_, text), context, verdicts) in enumerate(zip(texts, contexts, scanned, strict=True)):
+            outcome.append(_combined(text, verdicts, context).text)
             _note(guarded.decisions, guarded.blocked, verdicts, "input", index)
         if outcome == [text for _, text in texts]:
             return guarded  # nothing redacted: the request as it came
@@ -184,12 +195,32 @@ class GuardSet:
         context = ScanContext(
             "output", guarded.request.model, Placeholders(), guarded.settings, json_expected=json_expected
         )
-        verdicts = [await g.scan(text, context) for g in self.guards if "output" in g.directions]
+        verdicts: list[Verdict] = []
+        for guard in self.guards:
+            if "output" in guard.directions:
+                with _timed(guard, "output") as span:
+                    verdicts.append(await guard.scan(text, context))
+                    _describe(span, verdicts[-1:])
         verdict = _combined(text, verdicts, context)
         decisions: list[dict[str, Any]] = []
         blocked: list[tuple[str, str]] = []
         _note(decisions, blocked, verdicts, "output", None)
         return Checked(verdict.text, verdict.action, decisions, blocked)
+
+
+def _timed(guard: Guard, direction: Direction) -> AbstractContextManager[Span | None]:
+    """The span of one guard's scans on a request's way in or out (none outside a request)."""
+    spans = current_spans()
+    if spans is None:
+        return nullcontext()
+    return spans.span(f"strato.guard.{guard.name}", {"strato.guard.direction": direction})
+
+
+def _describe(span: Span | None, verdicts: list[Verdict]) -> None:
+    """What a guard decided, on its span: the strictest action and how many findings."""
+    if span is not None:
+        span.attributes["strato.guard.action"] = strictest([v.action for v in verdicts])
+        span.attributes["strato.guard.findings"] = sum(len(v.findings) for v in verdicts)
 
 
 def _combined(text: str, verdicts: list[Verdict], context: ScanContext) -> Verdict:

@@ -1,13 +1,160 @@
-"""Prometheus metrics for the gateway, on a registry of its own (no process-global state)."""
+"""Prometheus metrics for the gateway, on a registry of its own (no process-global state): strato's
+own `strato_*` series, and the OpenTelemetry GenAI semantic-convention histograms (`gen_ai_*`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from strato.observe.spans import is_client_span, operation_name
 from strato.types import EngineState, Trace
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1, 2, 5, 10, 30)
+
+# The bucket boundaries the GenAI semantic conventions advise for each metric.
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+FIRST_TOKEN_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+)
+PER_TOKEN_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+
+OPERATION, REQUEST_MODEL, PROVIDER = "gen_ai.operation.name", "gen_ai.request.model", "gen_ai.provider.name"
+RESPONSE_MODEL, TOKEN_TYPE, ERROR_TYPE = "gen_ai.response.model", "gen_ai.token.type", "error.type"
+
+
+@dataclass(frozen=True, slots=True)
+class GenAIMetric:
+    """One GenAI semantic-convention histogram: its OpenTelemetry name and unit, and its attributes
+    (in Prometheus, labels named with `_` for `.`; an attribute a measurement lacks is empty)."""
+
+    name: str  # e.g. gen_ai.client.token.usage
+    unit: str
+    description: str
+    buckets: tuple[float, ...]
+    attributes: tuple[str, ...]
+
+    @property
+    def prometheus_name(self) -> str:
+        base = self.name.replace(".", "_")
+        return f"{base}_seconds" if self.unit == "s" else base
+
+
+TOKEN_USAGE = GenAIMetric(
+    "gen_ai.client.token.usage",
+    "{token}",
+    "Tokens per request, by type (input or output), requested model, the model that answered and its "
+    "provider. Answers from the answer cache used no tokens and are not counted.",
+    TOKEN_BUCKETS,
+    (OPERATION, REQUEST_MODEL, RESPONSE_MODEL, PROVIDER, TOKEN_TYPE),
+)
+CLIENT_DURATION = GenAIMetric(
+    "gen_ai.client.operation.duration",
+    "s",
+    "Each call strato made to a provider (retries and fallbacks each count), by deployment called "
+    "(gen_ai_request_model) and provider; error_type names the failure. A stream's call lasts until "
+    "the stream ends.",
+    DURATION_BUCKETS,
+    (OPERATION, REQUEST_MODEL, PROVIDER, ERROR_TYPE),
+)
+SERVER_DURATION = GenAIMetric(
+    "gen_ai.server.request.duration",
+    "s",
+    "Time from receiving a request to its last byte, by requested model and the provider that "
+    "answered; error_type is the error code of a failed request.",
+    DURATION_BUCKETS,
+    (OPERATION, REQUEST_MODEL, PROVIDER, ERROR_TYPE),
+)
+TIME_TO_FIRST_TOKEN = GenAIMetric(
+    "gen_ai.server.time_to_first_token",
+    "s",
+    "Time from receiving a streamed request to its first token, for successful requests.",
+    FIRST_TOKEN_BUCKETS,
+    (OPERATION, REQUEST_MODEL, PROVIDER),
+)
+TIME_PER_OUTPUT_TOKEN = GenAIMetric(
+    "gen_ai.server.time_per_output_token",
+    "s",
+    "Time per output token after the first, for successful requests whose first token's time is "
+    "known (streams): (duration - time to first token) / (output tokens - 1).",
+    PER_TOKEN_BUCKETS,
+    (OPERATION, REQUEST_MODEL, PROVIDER),
+)
+GENAI_METRICS = (TOKEN_USAGE, CLIENT_DURATION, SERVER_DURATION, TIME_TO_FIRST_TOKEN, TIME_PER_OUTPUT_TOKEN)
+
+# (metric, value, attributes): what one request measured, for Prometheus and OpenTelemetry alike.
+Measurement = tuple[GenAIMetric, float, dict[str, Any]]
+
+
+def genai_measurements(trace: Trace, model_label: str) -> list[Measurement]:
+    """The GenAI metrics' measurements of one finished request (its spans already built)."""
+    operation = operation_name(trace.endpoint)
+    provider = trace.provider or ""
+    server = {OPERATION: operation, REQUEST_MODEL: model_label, PROVIDER: provider}
+    failed = {**server, ERROR_TYPE: trace.error_code or "error"} if trace.status >= 400 else server
+    measured: list[Measurement] = []
+    if trace.latency_ms is not None:
+        measured.append((SERVER_DURATION, trace.latency_ms / 1000, failed))
+    if trace.cache is None and (trace.prompt_tokens or trace.completion_tokens):
+        usage = {**server, RESPONSE_MODEL: trace.deployment or ""}
+        measured.append((TOKEN_USAGE, trace.prompt_tokens, {**usage, TOKEN_TYPE: "input"}))
+        measured.append((TOKEN_USAGE, trace.completion_tokens, {**usage, TOKEN_TYPE: "output"}))
+    for span in trace.spans:
+        if is_client_span(span):
+            attributes = {k: span.attributes[k] for k in CLIENT_DURATION.attributes if k in span.attributes}
+            measured.append((CLIENT_DURATION, span.ended_at - span.started_at, attributes))
+    if trace.status == 200 and trace.ttft_ms is not None:
+        ttft = trace.ttft_ms / 1000
+        measured.append((TIME_TO_FIRST_TOKEN, ttft, server))
+        if trace.latency_ms is not None and trace.completion_tokens > 1:
+            per_token = (trace.latency_ms / 1000 - ttft) / (trace.completion_tokens - 1)
+            measured.append((TIME_PER_OUTPUT_TOKEN, max(per_token, 0.0), server))
+    return measured
+
+
+class GenAIHistograms:
+    """The GenAI metrics as Prometheus histograms on `registry`."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.histograms = {
+            metric.name: Histogram(
+                metric.prometheus_name,
+                metric.description,
+                [a.replace(".", "_") for a in metric.attributes],
+                buckets=metric.buckets,
+                registry=registry,
+            )
+            for metric in GENAI_METRICS
+        }
+
+        # Each series' child histogram, found once (`labels()` takes a lock and builds a key).
+        self._series: dict[tuple[str, ...], Any] = {}
+
+    def observe(self, measured: list[Measurement]) -> None:
+        for metric, value, attributes in measured:
+            key = (metric.name, *[str(attributes.get(a, "")) for a in metric.attributes])
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = self.histograms[metric.name].labels(*key[1:])
+            series.observe(value)
 
 
 class GatewayMetrics:
@@ -103,8 +250,16 @@ class GatewayMetrics:
             ["model"],
             registry=self.registry,
         )
+        self.genai = GenAIHistograms(self.registry)
 
-    def observe(self, trace: Trace, model_label: str) -> None:
+    def observe(self, trace: Trace, model_label: str) -> list[Measurement]:
+        """Count a finished request; returns its GenAI measurements (for the OTLP export)."""
+        measured = genai_measurements(trace, model_label)
+        self.genai.observe(measured)
+        self._observe_strato(trace, model_label)
+        return measured
+
+    def _observe_strato(self, trace: Trace, model_label: str) -> None:
         endpoint = str(trace.endpoint)
         self.requests.labels(model_label, endpoint, str(trace.status)).inc()
         if trace.status >= 400:

@@ -26,9 +26,10 @@ class Attempt:
     latency_ms: float
     error_code: str | None = None
     error: str | None = None
+    started_at: float = 0.0  # seconds since the epoch, for the attempt's span (not in the trace's list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {k: v for k, v in asdict(self).items() if v is not None and k != "started_at"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,7 @@ class Decision:
 class Notes:
     attempts: list[Attempt] = field(default_factory=list)
     decision: Decision | None = None
+    decided_at: float | None = None  # seconds since the epoch when the decision was made (its span)
 
 
 def collect() -> Notes:
@@ -72,14 +74,16 @@ def record(attempt: Attempt) -> None:
 
 def record_call(deployment: str, provider: str, started: float, error: StratoError | None) -> None:
     """Record one call to `deployment` that began at `started` (time.perf_counter())."""
+    elapsed = time.perf_counter() - started
     record(
         Attempt(
             deployment=deployment,
             provider=provider,
             status=200 if error is None else error.status,
-            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            latency_ms=round(elapsed * 1000, 3),
             error_code=None if error is None else error.code,
             error=None if error is None else error.message,
+            started_at=time.time() - elapsed,
         )
     )
 
@@ -89,3 +93,4 @@ def decide(decision: Decision) -> None:
     notes = _current.get()
     if notes is not None:
         notes.decision = decision
+        notes.decided_at = time.time()

@@ -14,6 +14,7 @@ from strato.gateway import Gateway
 from strato.server.admin import AdminGuardMiddleware
 from strato.server.admin import router as admin_router
 from strato.server.errors import install_error_handlers
+from strato.server.feedback import router as feedback_router
 from strato.server.guards import router as guards_router
 from strato.server.keys import router as keys_router
 from strato.server.middleware import BodyLimitMiddleware, TraceContextMiddleware
@@ -39,6 +40,7 @@ def create_app(settings: Settings, gateway: Gateway) -> FastAPI:
     app.include_router(keys_router)
     app.include_router(guards_router)
     app.include_router(traces_router)
+    app.include_router(feedback_router)
     install_error_handlers(app)
     app.add_middleware(AdminGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.server.max_body_bytes)

@@ -5,6 +5,9 @@ Who sees what: a virtual key only the traces it made (another key's trace is 404
 that does not exist); the admin key every key's, with an `api_key` filter; without a master key (an
 open API on loopback) everyone everything. A bad key gets 401 and an audit entry.
 
+A trace object (`strato.observe.export.trace_json`) carries the trace's anomalies, the feedback
+given on it and, from `GET /v1/traces/{trace_id}`, its spans (`null` in lists).
+
 The routes are plain functions, so FastAPI runs their database reads on its thread pool and never
 on the event loop.
 """
@@ -22,11 +25,12 @@ from fastapi.responses import JSONResponse
 from strato.auth import MASTER_KEY_ID
 from strato.errors import InvalidRequest, StratoError
 from strato.gateway import Gateway
+from strato.observe.export import trace_json, trace_query
 from strato.server.admin import audit_refusal, is_admin
 from strato.server.middleware import bearer_token
-from strato.server.wire import usage_body
 from strato.store import Store
-from strato.types import Trace, TraceQuery, Usage
+from strato.store.sql import FEEDBACK
+from strato.types import Score, Trace
 
 router = APIRouter(prefix="/v1/traces")
 
@@ -44,29 +48,41 @@ class TraceNotFound(StratoError):
 @router.get("")
 def list_traces(request: Request) -> JSONResponse:
     """Traces newest first, in OpenAI's list shape, `limit` at a time; pass the `last_id` of one
-    page as `after` to get the next."""
+    page as `after` to get the next. Filters: model, status, since, until (or before), user,
+    anomaly (a kind or `any`), feedback (any, none, positive, negative), q (words that must all
+    occur in the request or the answer) and, for the admin key, api_key."""
     own = visible_key(request)
     params, store = request.query_params, _store(request)
     limit = _limit(params.get("limit"))
-    since = _instant(params.get("since"), "since")
-    query = TraceQuery(limit=limit + 1, model=params.get("model") or None, since=since)
+    query = trace_query(
+        limit=limit + 1,
+        model=params.get("model"),
+        since=_instant(params.get("since"), "since"),
+        until=_instant(params.get("until"), "until"),
+        user=params.get("user"),
+        anomaly=params.get("anomaly"),
+        feedback=params.get("feedback"),
+        search=params.get("q"),
+    )
     statuses = _statuses(params.get("status"))
     older_than = _older_than(store, params.get("before"), params.get("after"), own)
     wanted_key = params.get("api_key") or None
     if own is not None and wanted_key not in (None, own):
-        return JSONResponse(_page([], limit))  # a key asking for another key's traces: none of its own
+        return JSONResponse(_page(store, [], limit))  # a key asking for another key's traces: none of its own
     found = store.traces(query, api_key=own or wanted_key, statuses=statuses, older_than=older_than)
-    return JSONResponse(_page(found, limit))
+    return JSONResponse(_page(store, found, limit))
 
 
 @router.get("/{trace_id}")
 def get_trace(trace_id: str, request: Request) -> JSONResponse:
-    """One trace by its full id (the `x-strato-trace-id` header of its response)."""
+    """One trace by its full id (the `x-strato-trace-id` header of its response), with its spans,
+    anomalies and feedback."""
     own = visible_key(request)
-    found = _visible_trace(_store(request), trace_id, own)
+    store = _store(request)
+    found = visible_trace(store, trace_id, own)
     if found is None:
         raise TraceNotFound(f"No trace with id {trace_id!r}.")
-    return JSONResponse(trace_object(found))
+    return JSONResponse(trace_json(found, store.scores(FEEDBACK, [found.id])))
 
 
 def visible_key(request: Request) -> str | None:
@@ -84,44 +100,12 @@ def visible_key(request: Request) -> str | None:
     return None if key is None or key.id == MASTER_KEY_ID else key.id
 
 
-def trace_object(trace: Trace) -> dict[str, Any]:
-    """A trace on the wire. The guards' decisions, which the store keeps inside the request record,
-    get a field of their own."""
-    request = dict(trace.request)
-    guards = request.pop("guards", None)
-    failed = trace.error is not None or trace.error_code is not None
-    usage = Usage(trace.prompt_tokens, trace.completion_tokens, trace.cached_tokens)
-    return {
-        "id": trace.id,
-        "object": "trace",
-        "created": int(trace.started_at),
-        "started_at": trace.started_at,
-        "ended_at": trace.ended_at,
-        "endpoint": str(trace.endpoint),
-        "model": trace.requested_model,
-        "deployment": trace.deployment,
-        "provider": trace.provider,
-        "api_key": trace.api_key,
-        "user": trace.user,
-        "stream": trace.stream,
-        "status": trace.status,
-        "finish_reason": trace.finish_reason,
-        "error": {"code": trace.error_code, "message": trace.error} if failed else None,
-        "usage": usage_body(usage),
-        "cost": trace.cost,
-        "latency_ms": trace.latency_ms,
-        "ttft_ms": trace.ttft_ms,
-        "cache": trace.cache,
-        "route": trace.route,
-        "attempts": trace.attempts,
-        "guards": guards,
-        "request": request,
-        "completion": trace.completion,
-    }
-
-
-def _page(found: list[Trace], limit: int) -> dict[str, Any]:
-    data = [trace_object(t) for t in found[:limit]]
+def _page(store: Store, found: list[Trace], limit: int) -> dict[str, Any]:
+    shown = found[:limit]
+    feedback: dict[str, list[Score]] = {}
+    for score in store.scores(FEEDBACK, [t.id for t in shown]) if shown else ():
+        feedback.setdefault(score.trace_id, []).append(score)
+    data = [trace_json(t, feedback.get(t.id), spans=False) for t in shown]
     return {
         "object": "list",
         "data": data,
@@ -136,7 +120,7 @@ def _store(request: Request) -> Store:
     return gateway.recorder.store
 
 
-def _visible_trace(store: Store, trace_id: str, own: str | None) -> Trace | None:
+def visible_trace(store: Store, trace_id: str, own: str | None) -> Trace | None:
     """The trace with exactly this id, if the caller may see it. (The store also resolves unique
     prefixes; over HTTP that would let a key probe for other keys' ids.)"""
     found = store.trace(trace_id)
@@ -155,7 +139,7 @@ def _older_than(
     if at is not None:
         bounds.append((at, ""))  # no id sorts below "": only traces started strictly earlier
     if after:
-        cursor = _visible_trace(store, after, own)
+        cursor = visible_trace(store, after, own)
         if cursor is None:
             raise InvalidRequest(
                 f"Invalid value for 'after': no trace {after!r} to page after.", param="after"
