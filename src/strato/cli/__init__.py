@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from strato.cli import audit, chat, keys, models, router, serve, traces
+from strato.cli import audit, chat, datasets, evals, keys, models, router, serve, traces
 from strato.config import ConfigError
 from strato.errors import StratoError
 
@@ -23,6 +23,8 @@ app.command("models")(models.models)
 app.add_typer(traces.app, name="traces")
 app.add_typer(router.app, name="router")
 app.add_typer(keys.app, name="keys")
+app.add_typer(datasets.app, name="datasets")
+app.add_typer(evals.app, name="eval")
 app.command("audit")(audit.audit)
 
 
