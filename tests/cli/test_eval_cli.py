@@ -191,7 +191,8 @@ def test_a_judge_without_a_readable_verdict_gives_errors_not_scores(project: Pro
     assert "Hard to say, it depends." in page  # the judge's raw output is shown
 
 
-def test_ctrl_c_keeps_what_is_done_and_resume_finishes(project: Project) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_keeps_what_is_done_and_resume_finishes(project: Project, stop: signal.Signals) -> None:
     project.dataset("slowly", arithmetic(6))
     command = project.command(
         "eval", "run", "slowly", "--model", "slow", "--scorer", "contains:text=echo", "--concurrency", "1",
@@ -205,7 +206,7 @@ def test_ctrl_c_keeps_what_is_done_and_resume_finishes(project: Project) -> None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not any(runs.done(r.id) for r in runs.runs()):
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         out, err = proc.communicate(timeout=60)
         stderr = err.decode()
         assert proc.returncode == 130, (out, stderr)

@@ -4,6 +4,7 @@ a progress bar, the summary and the report, and how errors and Ctrl-C end the co
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,7 +160,9 @@ def print_and_write(reports: list[RunReport], cases: list[Case], plan: Plan, tit
 
 def interruptible(session: Session, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Run `main()`; a `StratoError` (unknown data set, model, scorer ...) exits 2 in one line, and
-    Ctrl-C exits 130 once the run in progress is marked interrupted, saying how to resume it."""
+    Ctrl-C exits 130 once the run in progress is marked interrupted, saying how to resume it.
+    SIGTERM (a CI job cancelled, `kill`) is taken as Ctrl-C."""
+    previous = signal.signal(signal.SIGTERM, _as_ctrl_c)
     try:
         asyncio.run(main())
     except KeyboardInterrupt:
@@ -168,6 +171,12 @@ def interruptible(session: Session, main: Callable[[], Coroutine[Any, Any, None]
         usage(exc.message)
     except ConfigError as exc:
         usage(str(exc))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _as_ctrl_c(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _interrupted(session: Session) -> NoReturn:
