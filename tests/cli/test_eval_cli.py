@@ -77,6 +77,11 @@ def run_ids(stderr: str) -> list[str]:
     return re.findall(r"^run ([0-9a-f]{12}):", stderr, re.MULTILINE)
 
 
+def summary_row(stdout: str, name: str) -> str:
+    """The line of the run summary (a row per measure, a column per run) that `name` starts."""
+    return next(line for line in stdout.splitlines() if line.split()[:1] == [name])
+
+
 def test_run_runs_show_compare_and_replay(project: Project) -> None:
     project.dataset("arith", arithmetic(3))
     report = project.tmp / "report.html"
@@ -88,9 +93,11 @@ def test_run_runs_show_compare_and_replay(project: Project) -> None:
 
     assert ran.returncode == 0, ran.stderr
     right, wrong = run_ids(ran.stderr)
-    for run_id, model, mean in ((right, "right", "1.000 (3)"), (wrong, "wrong", "0.000 (3)")):
-        row = next(line for line in ran.stdout.splitlines() if line.startswith(run_id))
-        assert model in row and "3/3" in row and mean in row
+    header = summary_row(ran.stdout, "run")  # a column per run, in the order they ran
+    assert header.split()[1:] == [right, wrong]
+    assert summary_row(ran.stdout, "model").split()[1:] == ["right", "wrong"]
+    assert summary_row(ran.stdout, "results").split()[1:] == ["3/3", "3/3"]
+    assert summary_row(ran.stdout, "exact").split()[1:] == ["1.000", "(3)", "0.000", "(3)"]
     assert f"report: {report}" in ran.stdout
     page = report.read_text()
     assert "<svg" in page and "What is 0+4?" in page
@@ -170,8 +177,9 @@ def test_a_failing_model_completes_with_its_errors(project: Project) -> None:
     ran = project.run("eval", "run", "arith", "--model", "broken", "--scorer", "exact", "--no-report")
     assert ran.returncode == 0, ran.stderr
     (run_id,) = run_ids(ran.stderr)
-    row = next(line for line in ran.stdout.splitlines() if line.startswith(run_id))
-    assert "2/2" in row and "- (0) 2 err" in row
+    assert run_id in summary_row(ran.stdout, "run")
+    assert "2/2" in summary_row(ran.stdout, "results")
+    assert "- (0) 2 err" in summary_row(ran.stdout, "exact")
     shown = project.run("eval", "show", run_id, "--cases")
     assert "upstream exploded" in shown.stdout
 
@@ -185,8 +193,9 @@ def test_a_judge_without_a_readable_verdict_gives_errors_not_scores(project: Pro
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
     (run_id,) = run_ids(ran.stderr)
-    row = next(line for line in ran.stdout.splitlines() if line.startswith(run_id))
-    assert "- (0) 2 err" in row and "1.000 (2)" in row  # the judge judged nothing; exact did
+    assert run_id in summary_row(ran.stdout, "run")
+    assert "- (0) 2 err" in summary_row(ran.stdout, "judge")  # the judge judged nothing; exact did
+    assert "1.000 (2)" in summary_row(ran.stdout, "exact")
     page = report.read_text()
     assert "Hard to say, it depends." in page  # the judge's raw output is shown
 

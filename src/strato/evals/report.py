@@ -38,8 +38,12 @@ class RunReport:
 
 
 def summary_table(summaries: Sequence[Summary], *, listing: bool = False) -> Table:
-    """One row per run: how much it did, each scorer's mean (values scored, errors), latency, cost,
-    agreement (runs with several samples); `listing` adds the data set and the status."""
+    """How much each run did, each scorer's mean (values scored, errors), latency, cost and
+    agreement (runs with several samples). A few runs (`strato eval run`, `show`) read down a
+    column each, so the table fits a narrow terminal; `listing` (`strato eval runs`) gives a row
+    per run, with the data set and the status."""
+    if not listing:
+        return _summary_columns(summaries)
     names: list[str] = []
     for s in summaries:
         names += [x.name for x in s.scorers if x.name not in names]
@@ -74,6 +78,34 @@ def summary_table(summaries: Sequence[Summary], *, listing: bool = False) -> Tab
         if sampled:
             cells.append(number(s.agreement))
         table.add_row(*cells)
+    return table
+
+
+def _summary_columns(summaries: Sequence[Summary]) -> Table:
+    names: list[str] = []
+    for s in summaries:
+        names += [x.name for x in s.scorers if x.name not in names]
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table.add_column("run", no_wrap=True)
+    for s in summaries:
+        table.add_column(s.run.id, justify="right", overflow="fold")
+    table.add_row("model", *(s.run.model for s in summaries))
+    table.add_row(
+        "results",
+        *(f"{s.results}/{s.expected}" if s.expected is not None else str(s.results) for s in summaries),
+    )
+    table.add_row("failed", *(Text(str(s.failed), style="red" if s.failed else "") for s in summaries))
+    for name in names:
+        cells: list[str | Text] = []
+        for s in summaries:
+            x = next((x for x in s.scorers if x.name == name), None)
+            cells.append(_scorer_cell(x.mean, x.scored, x.errors) if x else Text("-"))
+        table.add_row(name, *cells)
+    table.add_row("latency p50", *(ms(s.latency_p50) for s in summaries))
+    table.add_row("latency p95", *(ms(s.latency_p95) for s in summaries))
+    table.add_row("cost", *(usd(s.cost) for s in summaries))
+    if any(s.run.samples > 1 for s in summaries):
+        table.add_row("agreement", *(number(s.agreement) if s.run.samples > 1 else "-" for s in summaries))
     return table
 
 
