@@ -37,6 +37,7 @@ traces = Table(
     Column("cache_hit", String(16)),
     Column("cost", Float),
     Column("anomalies", Text),
+    Column("spans", Text),
 )
 
 scores = Table(
@@ -51,19 +52,6 @@ scores = Table(
     Column("created_at", Float, nullable=False),
     Column("label", String(128)),
     Column("correction", Text),
-)
-
-spans = Table(
-    "spans",
-    metadata,
-    Column("trace_id", String(64), primary_key=True),
-    Column("span_id", String(16), primary_key=True),
-    Column("parent_id", String(16)),
-    Column("name", String(128), nullable=False),
-    Column("started_at", Float, nullable=False),
-    Column("ended_at", Float, nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("attributes", Text),
 )
 
 datasets = Table(
