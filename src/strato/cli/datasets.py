@@ -25,6 +25,7 @@ from strato.evals.datasets import (
     export_file,
     load_file,
 )
+from strato.evals.references import attach_references
 from strato.evals.scrub import Scrubber
 from strato.evals.types import Case, DatasetVersion
 from strato.store.sql import SQLStore
@@ -131,6 +132,13 @@ def import_file(
     file: Annotated[Path, typer.Argument(help="A .jsonl (or .json, one object a line) or .csv file.")],
     name: Annotated[str, typer.Option("--name", help="The data set to add a version to.")],
     description: Annotated[str | None, typer.Option(help="What the data set is for.")] = None,
+    references: Annotated[
+        Path | None,
+        typer.Option(
+            help="A .jsonl of reference answers joined by question_id or id (e.g. MT-Bench's GPT-4 "
+            "answers): each matching case expects its answer."
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Load a file's rows as a new version of a data set. Bad rows are reported by line number on
@@ -144,7 +152,7 @@ def import_file(
         _refuse(exc.message)
     for error in errors:
         typer.echo(str(error), err=True)
-    source = {
+    source: dict[str, Any] = {
         "kind": "file",
         "file": str(file),
         "format": file.suffix.lower().lstrip("."),
@@ -152,6 +160,12 @@ def import_file(
     }
     if errors:
         source["bad_rows"] = len(errors)
+    if references is not None:
+        cases, matched, bad = attach_references(cases, references)
+        for error in bad:
+            typer.echo(f"{references}: {error}", err=True)
+        source["references"] = {"file": str(references), "matched": matched}
+        typer.echo(f"{matched} of {len(cases)} cases have a reference answer from {references}")
     store = _open(config)
     try:
         version = store.create(name, cases, source=source, description=description)

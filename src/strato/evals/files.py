@@ -69,7 +69,7 @@ def load_file(path: Path) -> tuple[list[Case], list[RowError]]:
         data = path.read_bytes()
     except OSError as exc:
         raise DatasetError(f"cannot read {path}: {exc.strerror or exc}") from None
-    rows = _csv_rows(data) if suffix == ".csv" else _json_rows(data, array=suffix == ".json")
+    rows = _csv_rows(data) if suffix == ".csv" else json_rows(data, array=suffix == ".json")
     cases: list[Case] = []
     errors: list[RowError] = []
     for line, row in rows:
@@ -224,7 +224,7 @@ def _kind(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _json_rows(data: bytes, *, array: bool) -> Iterator[tuple[int, Any]]:
+def json_rows(data: bytes, *, array: bool) -> Iterator[tuple[int, Any]]:
     """(line number, parsed object or the BadRow) for each non-blank line; for a `.json` file that
     is one JSON array, each item, numbered by the line it starts on."""
     if array and data.lstrip()[:1] == b"[":
