@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from strato.config import GuardsSettings
-from strato.guards.anomalies import OutputGuard, content_anomalies, profanity
+from strato.guards.anomalies import OutputGuard, content_anomalies
+from strato.guards.profanity import profanity
 from strato.guards.verdict import ScanContext
 
 BULLETS = """Here are some tips for improving your sleep:

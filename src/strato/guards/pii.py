@@ -19,7 +19,16 @@ from strato.guards.recognizers import (
     RECOGNIZERS,
     Recognizer,
 )
-from strato.guards.verdict import Action, Direction, Finding, ScanContext, Verdict, strictest
+from strato.guards.verdict import (
+    Action,
+    Direction,
+    Finding,
+    ScanContext,
+    Verdict,
+    by_score,
+    strictest,
+    without_overlaps,
+)
 
 Pattern = re.Pattern[str]
 
@@ -60,7 +69,7 @@ class PIIScanner:
                     continue
                 start, end = norm.span(match.start(), match.end())
                 candidates.append(Finding(rec.entity, start, end, score, text[start:end]))
-        return _without_overlaps(candidates)
+        return without_overlaps(candidates, by_score)
 
 
 class PIIGuard:
@@ -136,12 +145,3 @@ def _in_arithmetic(text: str, match: re.Match[str]) -> bool:
 
 def _with_action(finding: Finding, action: Action) -> Finding:
     return Finding(finding.type, finding.start, finding.end, finding.score, finding.text, action)
-
-
-def _without_overlaps(candidates: list[Finding]) -> list[Finding]:
-    """Keep the best of overlapping findings: the higher score, then the longer span."""
-    kept: list[Finding] = []
-    for f in sorted(candidates, key=lambda f: (-f.score, -(f.end - f.start), f.start)):
-        if all(f.end <= k.start or f.start >= k.end for k in kept):
-            kept.append(f)
-    return sorted(kept, key=lambda f: f.start)

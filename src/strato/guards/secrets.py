@@ -20,7 +20,15 @@ from dataclasses import dataclass
 
 from strato.config import GuardsSettings
 from strato.guards.normalize import normalize
-from strato.guards.verdict import Direction, Finding, ScanContext, Verdict, strictest
+from strato.guards.verdict import (
+    Direction,
+    Finding,
+    ScanContext,
+    Verdict,
+    by_score,
+    strictest,
+    without_overlaps,
+)
 
 # A check receives the match and returns a score multiplier (0..1], or None: not a secret.
 Check = Callable[[re.Match[str]], float | None]
@@ -273,7 +281,8 @@ class SecretsScanner:
                 group = "secret" if "secret" in secret.pattern.groupindex else 0
                 start, end = norm.span(match.start(group), match.end(group))
                 candidates.append(Finding(secret.type, start, end, secret.score * factor, text[start:end]))
-        return _without_overlaps(candidates)
+        # A JWT assigned to `token=` is a JWT: the higher score wins.
+        return without_overlaps(candidates, by_score)
 
 
 class SecretsGuard:
@@ -304,13 +313,3 @@ class SecretsGuard:
         if verdict_action == "redact":
             text = context.placeholders.redact(text, findings)
         return Verdict(verdict_action, text, findings, self.name)
-
-
-def _without_overlaps(candidates: list[Finding]) -> list[Finding]:
-    """Keep the best of overlapping findings (a JWT assigned to `token=` is a JWT): the higher
-    score, then the longer span."""
-    kept: list[Finding] = []
-    for f in sorted(candidates, key=lambda f: (-f.score, -(f.end - f.start), f.start)):
-        if all(f.end <= k.start or f.start >= k.end for k in kept):
-            kept.append(f)
-    return sorted(kept, key=lambda f: f.start)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from strato.config import GuardsSettings
@@ -80,6 +81,21 @@ class Guard(Protocol):
 
 def strictest(actions: list[Action]) -> Action:
     return max(actions, key=SEVERITY.__getitem__, default="allow")
+
+
+def without_overlaps(findings: list[Finding], prefer: Callable[[Finding], Any]) -> list[Finding]:
+    """Of overlapping findings keep the one `prefer` ranks first (smallest key), so a redaction
+    replaces each span once; in text order."""
+    kept: list[Finding] = []
+    for f in sorted(findings, key=prefer):
+        if all(f.end <= k.start or f.start >= k.end for k in kept):
+            kept.append(f)
+    return sorted(kept, key=lambda f: f.start)
+
+
+def by_score(f: Finding) -> tuple[float, int, int]:
+    """The higher score, then the longer span, then the earlier."""
+    return (-f.score, -(f.end - f.start), f.start)
 
 
 def _placeholders() -> Placeholders:

@@ -20,7 +20,7 @@ import numpy.typing as npt
 from strato.config import GuardsSettings, WordsGuardSettings
 from strato.errors import ContextLengthExceeded
 from strato.guards.normalize import normalize
-from strato.guards.verdict import Direction, Finding, ScanContext, Verdict, strictest
+from strato.guards.verdict import Direction, Finding, ScanContext, Verdict, strictest, without_overlaps
 from strato.types import EmbeddingRequest
 
 if TYPE_CHECKING:
@@ -159,7 +159,8 @@ class WordsGuard:
             return _unit(await self._embed([t[: SENTENCE_CHARS // 4] for t in texts]))
 
     def _verdict(self, text: str, findings: list[Finding], context: ScanContext) -> Verdict:
-        findings = _without_overlaps(findings)
+        # A banned word inside a banned sentence: keep the sentence (the wider span).
+        findings = without_overlaps(findings, lambda f: (-(f.end - f.start), f.start))
         action = strictest([f.action for f in findings])
         if action == "redact":
             text = context.placeholders.redact(text, findings)
@@ -170,13 +171,3 @@ def _unit(rows: Sequence[Sequence[float]]) -> npt.NDArray[np.float32]:
     matrix = np.asarray(rows, dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return np.asarray(matrix / np.where(norms > 0, norms, 1.0), dtype=np.float32)
-
-
-def _without_overlaps(findings: list[Finding]) -> list[Finding]:
-    """A banned word inside a banned sentence: keep the sentence (the wider span), so a redaction
-    replaces each span once."""
-    kept: list[Finding] = []
-    for f in sorted(findings, key=lambda f: (-(f.end - f.start), f.start)):
-        if all(f.end <= k.start or f.start >= k.end for k in kept):
-            kept.append(f)
-    return sorted(kept, key=lambda f: f.start)
