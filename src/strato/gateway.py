@@ -66,6 +66,7 @@ class CallContext:
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers (x-strato-*)
     cache: CachePolicy = field(default_factory=CachePolicy)  # what the request lets the cache do
     spans: SpanRecorder = field(default_factory=SpanRecorder)  # the request's stages, timed
+    cost: float | None = None  # USD, as priced on the trace once the request has finished
 
     def response_headers(self) -> list[tuple[bytes, bytes]]:
         """Headers the server adds to the response: the trace id, the cache's and the router's say."""
@@ -334,6 +335,7 @@ class Gateway:
         price = self.models.price(trace.deployment) if trace.cache is None else Price()
         if price is not None:
             trace.cost = price.cost(trace.prompt_tokens, trace.completion_tokens)
+        ctx.cost = trace.cost
         self.auth.settle_soon(ctx.grant, trace.prompt_tokens + trace.completion_tokens, trace.cost)
         ctx.grant = None  # settled once, however the request ended
         ctx.recorded = True

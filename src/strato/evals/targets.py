@@ -148,7 +148,7 @@ class GatewayTarget:
         return Answer(
             result.text,
             latency_ms=_ms_since(started),
-            cost=self._cost(model, ctx, usage.prompt_tokens, usage.completion_tokens),
+            cost=ctx.cost,  # as the gateway priced the call's trace
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             trace_id=ctx.trace_id,
@@ -161,13 +161,6 @@ class GatewayTarget:
 
     async def aclose(self) -> None:
         await self.gateway.aclose()
-
-    def _cost(self, model: str, ctx: CallContext, prompt_tokens: int, completion_tokens: int) -> float | None:
-        """What the gateway put on the call's trace: the price of the deployment that answered (for a
-        group or a router, the last successful attempt's), None for a model without a price."""
-        served = next((a.deployment for a in reversed(ctx.notes.attempts) if a.status == 200), model)
-        price = self.gateway.models.price(served)
-        return price.cost(prompt_tokens, completion_tokens) if price is not None else None
 
 
 class HTTPTarget:
