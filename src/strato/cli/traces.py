@@ -21,7 +21,7 @@ from rich.tree import Tree
 from strato.cli.admin import reader_store
 from strato.cli.options import ConfigOption, SinceOption, parse_since
 from strato.errors import InvalidRequest
-from strato.observe.export import duration_ms, trace_json, trace_query
+from strato.observe.export import duration_ms, ms, trace_json, trace_query, usd
 from strato.store import Store
 from strato.store.sql import FEEDBACK
 from strato.types import Score, Span, Trace
@@ -140,9 +140,9 @@ def list_traces(
             t.requested_model or "-",
             t.endpoint + (" stream" if t.stream else ""),
             f"{t.prompt_tokens}→{t.completion_tokens}",
-            _ms(t.ttft_ms),
-            _ms(t.latency_ms),
-            _usd(t.cost) + (" cache" if t.cache else ""),
+            ms(t.ttft_ms),
+            ms(t.latency_ms),
+            usd(t.cost) + (" cache" if t.cache else ""),
             _feedback_mark(feedback_of.get(t.id, [])),
             Text(",".join(SHORT_KINDS.get(k, k.lower()) for k in t.anomalies), style="yellow"),
             _preview(t),
@@ -150,7 +150,7 @@ def list_traces(
     Console().print(table)
     priced = [t.cost for t in found if t.cost is not None]
     if priced:
-        Console().print(f"cost of these {len(found)} requests: {_usd(sum(priced))}")
+        Console().print(f"cost of these {len(found)} requests: {usd(sum(priced))}")
 
 
 @app.command("cost")
@@ -178,14 +178,14 @@ def cost(
             str(row.requests),
             str(row.prompt_tokens),
             str(row.completion_tokens),
-            _usd(row.cost) + note,
+            usd(row.cost) + note,
         )
     table.add_row(
         Text("total", style="bold"),
         str(sum(r.requests for r in rows)),
         str(sum(r.prompt_tokens for r in rows)),
         str(sum(r.completion_tokens for r in rows)),
-        Text(_usd(sum(r.cost for r in rows)), style="bold"),
+        Text(usd(sum(r.cost for r in rows)), style="bold"),
     )
     Console().print(table)
 
@@ -221,7 +221,7 @@ def show_trace(
         calls = Table("deployment", "provider", "status", "latency", "error", box=None)
         for a in trace.attempts:
             calls.add_row(
-                a["deployment"], a["provider"], str(a["status"]), _ms(a["latency_ms"]), a.get("error", "")
+                a["deployment"], a["provider"], str(a["status"]), ms(a["latency_ms"]), a.get("error", "")
             )
         parts.append(Panel(calls, title="attempts (routing)", title_align="left"))
     if trace.completion is not None:
@@ -343,17 +343,6 @@ def _time(epoch: float, *, short: bool = False) -> str:
     if not short:
         return local.strftime("%Y-%m-%d %H:%M:%S %Z")
     return local.strftime("%H:%M:%S" if local.date() == datetime.now().date() else "%m-%d %H:%M")
-
-
-def _usd(value: float | None) -> str:
-    """Costs of single requests are tiny: keep significant digits rather than cents."""
-    if value is None:
-        return "-"
-    return f"${value:.2f}" if value >= 1 else f"${value:.6f}".rstrip("0").rstrip(".") if value else "$0"
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f}ms"
 
 
 def _preview(trace: Trace, width: int = 40) -> str:

@@ -20,6 +20,7 @@ from strato.evals.compare import CaseDelta, Comparison
 from strato.evals.runner import Summary, by_case
 from strato.evals.runs import Result, Run
 from strato.evals.types import Case
+from strato.observe.export import ms, usd
 
 PREVIEW = 80  # characters of an input shown in terminal tables
 SHOWN_CASES = 10  # better / worse cases listed under a comparison
@@ -170,17 +171,6 @@ def _scorer_cell(mean: float | None, scored: int, errors: int) -> Text:
 
 def number(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
-
-
-def ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f}ms"
-
-
-def usd(value: float | None) -> str:
-    """Costs of evaluation runs are often tiny: keep significant digits rather than cents."""
-    if value is None:
-        return "-"
-    return f"${value:.2f}" if value >= 1 else f"${value:.6f}".rstrip("0").rstrip(".") if value else "$0"
 
 
 def preview(case_input: dict[str, Any], width: int = PREVIEW) -> str:

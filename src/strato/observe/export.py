@@ -132,3 +132,15 @@ def feedback_json(score: Score) -> dict[str, Any]:
         "source": score.source,
         "created_at": score.created_at,
     }
+
+
+def usd(value: float | None) -> str:
+    """A cost as people read it. Single requests and eval runs often cost fractions of a cent: keep
+    significant digits rather than cents."""
+    if value is None:
+        return "-"
+    return f"${value:.2f}" if value >= 1 else f"${value:.6f}".rstrip("0").rstrip(".") if value else "$0"
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}ms"
