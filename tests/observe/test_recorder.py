@@ -61,3 +61,46 @@ def test_keeps_traces_while_the_database_is_down(tmp_path: Path) -> None:
     assert recorder.flush(timeout=30)
     recorder.close()
     assert store.count() == 50
+
+
+class OneBadRowStore(SQLStore):
+    """The real store, refusing any batch holding the trace `bad` as a driver refuses a value it
+    cannot encode (not a connection problem: retrying the same batch can never succeed)."""
+
+    def __init__(self, url: str, bad: str, stripped_fails: bool = False) -> None:
+        super().__init__(SQLStore.open(url).engine)
+        self.bad = bad
+        self.stripped_fails = stripped_fails
+
+    def record(self, items: Sequence[Trace]) -> None:
+        for t in items:
+            if t.id == self.bad and ("unstorable" not in t.request or self.stripped_fails):
+                raise ValueError("a value in this row cannot be encoded")
+        super().record(items)
+
+
+def test_one_bad_trace_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    store = OneBadRowStore(f"sqlite:///{tmp_path}/r.db", bad="t3")
+    recorder = TraceRecorder(store, flush_interval=0.01)
+    for i in range(10):
+        recorder.submit(trace(i))
+    assert recorder.flush(timeout=10)
+    later = trace(99)
+    recorder.submit(later)
+    assert recorder.flush(timeout=10)
+    assert store.count() == 11
+    bad = store.trace("t3")
+    assert bad is not None and bad.requested_model == "m"  # still recorded, without what failed
+    assert bad.request["unstorable"].startswith("ValueError: a value in this row cannot be encoded")
+    assert recorder.salvaged == 1 and recorder.dropped == 0
+    recorder.close()
+
+
+def test_a_trace_that_cannot_be_stored_at_all_is_dropped_and_counted(tmp_path: Path) -> None:
+    store = OneBadRowStore(f"sqlite:///{tmp_path}/r.db", bad="t1", stripped_fails=True)
+    recorder = TraceRecorder(store, flush_interval=0.01)
+    for i in range(3):
+        recorder.submit(trace(i))
+    recorder.close()  # a clean shutdown still drains the queue
+    assert store.count() == 2 and store.trace("t1") is None
+    assert recorder.dropped == 1

@@ -19,6 +19,7 @@ from sqlalchemy import Column, Connection, Engine, Float, MetaData, String, Tabl
 
 from strato.observe.recorder import BatchWriter
 from strato.store.sql import SQLStore
+from strato.store.storable import storable, storable_json
 
 KINDS = (
     "key.create",
@@ -71,10 +72,10 @@ def append_events(conn: Connection, events: Sequence[AuditEvent]) -> None:
 def _row(event: AuditEvent) -> dict[str, Any]:
     """An entry as a row, its short fields cut to their columns' length (a model name or an actor
     comes from a client and can be any length; PostgreSQL would refuse the whole batch)."""
-    row = {**event.as_dict(), "detail": json.dumps(event.detail) if event.detail else None}
+    row = {**event.as_dict(), "detail": storable_json(event.detail) if event.detail else None}
     for name, length in (("kind", 64), ("actor", 128), ("subject", 256), ("trace_id", 64)):
         if isinstance(row[name], str):
-            row[name] = row[name][:length]
+            row[name] = (storable(row[name]) or "")[:length]
     return row
 
 

@@ -5,6 +5,7 @@ shutdown loses nothing. On a crash (`kill -9`) at most the last `flush_interval`
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -38,8 +39,14 @@ class BatchWriter(Generic[T]):
         what: str,
         flush_interval: float = 0.2,
         batch_size: int = 500,
+        salvage: Callable[[T, Exception], T | None] | None = None,
     ) -> None:
+        """`salvage(item, error)`: what to store instead of an item that cannot be stored (a
+        stripped copy that still records it), or None to drop it."""
         self._write = write
+        self._salvage = salvage
+        self.salvaged = 0  # items stored as their salvaged copy
+        self.dropped = 0  # items given up on (logged each time)
         self.what = what
         self.flush_interval = flush_interval
         self.batch_size = batch_size
@@ -109,22 +116,77 @@ class BatchWriter(Generic[T]):
             self._store(leftovers, final=True)
 
     def _store(self, batch: list[T], *, final: bool) -> None:
-        """Write a batch, retrying while the database is unavailable (keeping the items in memory)."""
+        """Write a batch, retrying while the database is unavailable (keeping the items in memory).
+        Any other failure is some item's fault: the items are written one by one, so the others are
+        stored, and an item that fails on its own is salvaged or, failing that, dropped and logged.
+        One bad item never holds up the rest, and the queue keeps draining."""
         delay = 0.1
         for attempt in range(1000):
             try:
                 self._write(batch)
                 return
             except Exception as exc:
+                if not unavailable(exc):
+                    self._isolate(batch, exc, final=final)
+                    return
                 if final and attempt >= 5:
                     log.error("could not store %d %s at shutdown: %s", len(batch), self.what, exc)
+                    self.dropped += len(batch)
                     return
                 log.warning("storing %d %s failed (%s); retrying in %.1fs", len(batch), self.what, exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        self.dropped += len(batch)
+
+    def _isolate(self, batch: list[T], exc: Exception, *, final: bool) -> None:
+        if len(batch) > 1:
+            for item in batch:
+                self._store([item], final=final)
+            return
+        item = batch[0]
+        replacement = self._salvage(item, exc) if self._salvage is not None else None
+        if replacement is not None:
+            try:
+                self._write([replacement])
+                self.salvaged += 1
+                log.error("stored a stripped copy of one of the %s, which failed (%s)", self.what, exc)
+                return
+            except Exception as again:
+                exc = again
+        self.dropped += 1
+        log.error("dropped one of the %s, which could not be stored: %s", self.what, exc)
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether a write failed because the database could not be reached or was busy (worth
+    retrying as it is), rather than because of what was written."""
+    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    return isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout | OSError)
 
 
 class TraceRecorder(BatchWriter[Trace]):
     def __init__(self, store: Store, *, flush_interval: float = 0.2, batch_size: int = 500) -> None:
-        super().__init__(store.record, what="traces", flush_interval=flush_interval, batch_size=batch_size)
+        super().__init__(
+            store.record,
+            what="traces",
+            flush_interval=flush_interval,
+            batch_size=batch_size,
+            salvage=stripped_trace,
+        )
         self.store = store
+
+
+def stripped_trace(trace: Trace, error: Exception) -> Trace:
+    """A trace that could not be stored, kept as what strato itself knows of the request (when,
+    which model, status, tokens, cost) without what the client sent, which is what failed."""
+    reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:500]
+    return dataclasses.replace(
+        trace,
+        request={"unstorable": reason},
+        completion=None,
+        attempts=[],
+        route=None,
+        spans=[],
+    )

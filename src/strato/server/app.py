@@ -17,7 +17,7 @@ from strato.server.errors import install_error_handlers
 from strato.server.feedback import router as feedback_router
 from strato.server.guards import router as guards_router
 from strato.server.keys import router as keys_router
-from strato.server.middleware import BodyLimitMiddleware, TraceContextMiddleware
+from strato.server.middleware import BodyLimitMiddleware, TraceContextMiddleware, UnicodeBodyMiddleware
 from strato.server.routes import router
 from strato.server.traces import router as traces_router
 
@@ -43,6 +43,7 @@ def create_app(settings: Settings, gateway: Gateway) -> FastAPI:
     app.include_router(feedback_router)
     install_error_handlers(app)
     app.add_middleware(AdminGuardMiddleware)
+    app.add_middleware(UnicodeBodyMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.server.max_body_bytes)
     app.add_middleware(TraceContextMiddleware)
     return app

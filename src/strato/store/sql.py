@@ -28,6 +28,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from strato.config import ConfigError
 from strato.store.migrations import migrate
+from strato.store.storable import storable, storable_json
 from strato.store.tables import scores, traces
 from strato.types import Endpoint, Score, Span, Spend, Trace, TraceQuery
 
@@ -199,6 +200,8 @@ def _sqlite_engine(database: str | None) -> Engine:
 
 
 def _to_row(t: Trace) -> dict[str, Any]:
+    """A trace as a row. Every text a client can put in a trace goes through `storable`: one value
+    no database can encode must not cost the whole batch (nor block the writer retrying it)."""
     return {
         "id": t.id,
         "started_at": t.started_at,
@@ -210,23 +213,23 @@ def _to_row(t: Trace) -> dict[str, Any]:
         "deployment": _fit(t.deployment, 256),
         "provider": _fit(t.provider, 64),
         "stream": t.stream,
-        "request": json.dumps(t.request, ensure_ascii=False),
-        "completion": t.completion,
+        "request": storable_json(t.request),
+        "completion": storable(t.completion),
         "prompt_tokens": t.prompt_tokens,
         "completion_tokens": t.completion_tokens,
         "cached_tokens": t.cached_tokens,
         "ttft_ms": t.ttft_ms,
         "latency_ms": t.latency_ms,
         "status": t.status,
-        "error": t.error,
+        "error": storable(t.error),
         "error_code": _fit(t.error_code, 64),
         "finish_reason": _fit(t.finish_reason, 16),
-        "attempts": json.dumps(t.attempts, ensure_ascii=False) if t.attempts else None,
-        "route": json.dumps(t.route, ensure_ascii=False) if t.route else None,
+        "attempts": storable_json(t.attempts) if t.attempts else None,
+        "route": storable_json(t.route) if t.route else None,
         "cache_hit": t.cache,
         "cost": t.cost,
-        "anomalies": json.dumps(t.anomalies) if t.anomalies else None,
-        "spans": json.dumps([_span_dict(s) for s in t.spans], ensure_ascii=False) if t.spans else None,
+        "anomalies": storable_json(t.anomalies) if t.anomalies else None,
+        "spans": storable_json([_span_dict(s) for s in t.spans]) if t.spans else None,
     }
 
 
@@ -326,6 +329,7 @@ def _from_span_dict(record: dict[str, Any]) -> Span:
 def _fit(value: str | None, length: int) -> str | None:
     """A value cut to its column's length: PostgreSQL refuses a longer one, and with it the whole
     batch of traces (a client can send a model name of any length)."""
+    value = storable(value)  # first: an escape is longer than the character it stands for
     return value if value is None or len(value) <= length else value[:length]
 
 
@@ -336,10 +340,10 @@ def _score_row(s: Score) -> dict[str, Any]:
         "name": s.name,
         "value": s.value,
         "source": s.source,
-        "comment": s.comment,
+        "comment": storable(s.comment),
         "created_at": s.created_at,
         "label": _fit(s.label, 128),
-        "correction": s.correction,
+        "correction": storable(s.correction),
     }
 
 

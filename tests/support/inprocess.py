@@ -1,0 +1,68 @@
+"""The whole gateway in the test's own process: `build_gateway` + `create_app`, called over HTTP
+through httpx's ASGI transport (and the official `openai` SDK on top of it). No server process, no
+port: a test pays for the request path only. Use a `GatewayProcess` where the process itself (signals,
+uvicorn, several replicas) is what is tested."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+
+from strato.config import Settings
+from strato.gateway import Gateway, build_gateway
+from strato.server.app import create_app
+from strato.types import Trace
+
+BASE_URL = "http://strato.test"
+
+
+@dataclass
+class InProcess:
+    gateway: Gateway
+    http: httpx.AsyncClient
+
+    def sdk(self, api_key: str = "unused") -> openai.AsyncOpenAI:
+        """The official client, over the same in-process transport."""
+        return openai.AsyncOpenAI(
+            base_url=f"{BASE_URL}/v1", api_key=api_key, http_client=self.http, max_retries=0
+        )
+
+    def stored(self, trace_id: str) -> Trace | None:
+        """The trace as stored, once everything submitted so far has been written."""
+        assert self.gateway.recorder.flush(10), "the trace writer did not catch up"
+        return self.gateway.recorder.store.trace(trace_id)
+
+
+def remote_model(name: str, base_url: str, upstream_model: str = "echo", **extra: Any) -> dict[str, Any]:
+    """A model entry for an OpenAI-compatible upstream (the tests' `Upstream`)."""
+    return {
+        "name": name,
+        "provider": "openai",
+        "base_url": base_url,
+        "upstream_model": upstream_model,
+        **extra,
+    }
+
+
+@asynccontextmanager
+async def in_process(
+    data_dir: Path, models: list[dict[str, Any]], **sections: Any
+) -> AsyncIterator[InProcess]:
+    """A gateway serving `models` with `sections` of configuration (`server`, `guards`, ...), its
+    SQLite store in `data_dir`. Closing it stores every trace still queued."""
+    store = {"data_dir": str(data_dir), "flush_interval": 0.05, **sections.pop("store", {})}
+    settings = Settings.model_validate({"store": store, "models": models, **sections})
+    gateway = build_gateway(settings)
+    app = create_app(settings, gateway)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, timeout=60) as http:
+            yield InProcess(gateway, http)
+    finally:
+        await gateway.aclose()
