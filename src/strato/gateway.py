@@ -13,11 +13,13 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from strato.auth import Authority, Grant, KeyStore
 from strato.auth.audit import AuditEvent, AuditLog, AuditWriter
+from strato.auth.journal import COMMIT_TIMEOUT, SpendJournal
 from strato.auth.shared import open_limits
 from strato.cache import CachePolicy
 from strato.cache.answers import AnswerCache, Lookup, open_answer_cache, replay
@@ -30,6 +32,7 @@ from strato.observe.otel import OtelExport, open_otel_export
 from strato.observe.recorder import TraceRecorder
 from strato.observe.spans import SpanRecorder, operation_name
 from strato.observe.spans import finish as finish_spans
+from strato.providers import Provider, TokenCounter
 from strato.providers.registry import ModelTable, build_models
 from strato.routing.attempts import Notes, collect
 from strato.routing.rules import approx_tokens
@@ -92,7 +95,9 @@ class Gateway:
         audit: AuditWriter | None = None,
         watch: AnomalyWatch | None = None,
         otel: OtelExport | None = None,
+        durable: bool = False,
     ) -> None:
+        """`durable`: commit each trace before its answer is released (`observe.durable`)."""
         self.models = models
         self.recorder = recorder
         self.metrics = metrics
@@ -102,6 +107,7 @@ class Gateway:
         self.audit = audit  # None: nothing on the request path is audited (tests, embedded use)
         self.watch = watch  # None: responses are not checked for anomalies
         self.otel = otel  # None: spans and metrics are not exported over OTLP
+        self.durable = durable
 
     def list_models(self) -> list[ModelInfo]:
         return self.models.infos()
@@ -141,8 +147,8 @@ class Gateway:
             _generated(trace, result)
             answer = await self._output_guards_step(result.text, guarded, trace, ctx)
         except BaseException as exc:
-            raise self._fail(trace, ctx, exc) from None
-        self._finish(trace, ctx)
+            raise await self._fail(trace, ctx, exc) from None
+        await self._committed(self._finish(trace, ctx))
         await self.cache.store(lookup, result)
         return guarded.answer(dataclasses.replace(result, text=answer))
 
@@ -165,7 +171,7 @@ class Gateway:
             if self.guards.buffers_stream(guarded):
                 chunks = await self._held(chunks, guarded, trace, ctx)
         except BaseException as exc:
-            raise self._fail(trace, ctx, exc) from None
+            raise await self._fail(trace, ctx, exc) from None
         return guarded.chunks(self._traced(chunks, trace, ctx, guarded))
 
     async def embed(self, request: EmbeddingRequest, ctx: CallContext) -> Embeddings:
@@ -178,9 +184,9 @@ class Gateway:
             with self._in_flight(request.model), ctx.spans.calling():
                 result = await embedder.embed(request)
         except BaseException as exc:
-            raise self._fail(trace, ctx, exc) from None
+            raise await self._fail(trace, ctx, exc) from None
         trace.prompt_tokens = result.usage.prompt_tokens
-        self._finish(trace, ctx)
+        await self._committed(self._finish(trace, ctx))
         return result
 
     async def _input_guards_step(self, request: GenerationRequest, ctx: CallContext, trace: Trace) -> Guarded:
@@ -247,7 +253,8 @@ class Gateway:
                 provider = self.models.generators.get(request.model)
                 context = provider.info().context_length if provider is not None else None
                 price = self.models.worst_price(request.model)
-                ctx.grant = await self.auth.admit_async(key, request, price, context)
+                counted = _counted_prompt(provider, request) if key.budgeted else None
+                ctx.grant = await self.auth.admit_async(key, request, price, context, counted)
         except StratoError as exc:
             self._audit(trace, "auth.refused", {"status": exc.status, "code": exc.code})
             raise
@@ -279,7 +286,7 @@ class Gateway:
     ) -> None:
         """Record a request refused before it reached the gateway (malformed JSON, invalid fields)."""
         trace = self._begin(ctx, endpoint, model, {"body": body}, None)
-        self._fail(trace, ctx, error)
+        self._failed(trace, ctx, error)
 
     async def _traced(
         self, chunks: AsyncGenerator[Chunk, None], trace: Trace, ctx: CallContext, guarded: Guarded
@@ -301,13 +308,13 @@ class Gateway:
         except BaseException as exc:
             trace.completion = "".join(parts)
             _estimate_usage(trace, guarded.request)
-            raise self._fail(trace, ctx, exc) from None
+            raise await self._fail(trace, ctx, exc) from None
         finally:
             await chunks.aclose()
         trace.completion = "".join(parts)
         if not guarded.output_checked:  # flags only: the answer has been sent
             await self._output_guards_step(trace.completion, guarded, trace, ctx)
-        self._finish(trace, ctx)
+        await self._committed(self._finish(trace, ctx))  # before the stream's end reaches the client
 
     def _begin(
         self,
@@ -330,13 +337,15 @@ class Gateway:
             user=user,
         )
 
-    def _finish(self, trace: Trace, ctx: CallContext) -> None:
+    def _finish(self, trace: Trace, ctx: CallContext) -> list[Future[None]]:
+        """Price, settle and record the request, once. Returns the commits its answer must wait for:
+        the budget's settlement in the spend journal, and the trace itself with `observe.durable`."""
         _routed(trace, ctx.notes)
         price = self.models.price(trace.deployment) if trace.cache is None else Price()
         if price is not None:
             trace.cost = price.cost(trace.prompt_tokens, trace.completion_tokens)
         ctx.cost = trace.cost
-        self.auth.settle_soon(ctx.grant, trace.prompt_tokens + trace.completion_tokens, trace.cost)
+        settled = self.auth.settle_soon(ctx.grant, trace.prompt_tokens + trace.completion_tokens, trace.cost)
         ctx.grant = None  # settled once, however the request ended
         ctx.recorded = True
         trace.ended_at = time.time()
@@ -346,12 +355,36 @@ class Gateway:
             self.watch.check(trace, label or UNKNOWN_MODEL_LABEL)  # sets trace.anomalies
         trace.spans = finish_spans(ctx.spans, trace, ctx.notes)
         measured = self.metrics.observe(trace, label or UNKNOWN_MODEL_LABEL)
-        self.recorder.submit(trace)
+        commits = [settled] if settled is not None else []
+        if self.durable:
+            commits.append(self.recorder.submit_durable(trace))
+        else:
+            self.recorder.submit(trace)
         if self.otel is not None:
             self.otel.submit(trace, measured)  # exported from a thread of its own
+        return commits
 
-    def _fail(self, trace: Trace, ctx: CallContext, exc: BaseException) -> BaseException:
-        """Record the failure on the trace and return what the caller should raise."""
+    async def _committed(self, commits: list[Future[None]]) -> None:
+        """Wait for a request's commits before its answer is released. A store that does not commit
+        in time is logged, and the answer goes out anyway: the request has run and been paid for,
+        and what is queued is committed once the store answers."""
+        for commit in commits:
+            try:
+                await asyncio.wait_for(asyncio.wrap_future(commit), COMMIT_TIMEOUT)
+            except TimeoutError:
+                log.error("the store did not commit in %.0fs; the answer goes out anyway", COMMIT_TIMEOUT)
+
+    async def _fail(self, trace: Trace, ctx: CallContext, exc: BaseException) -> BaseException:
+        """Record the failure on the trace and return what the caller should raise, once what it
+        spent is committed (not when the client has gone: nobody waits for the answer)."""
+        commits, raised = self._failed(trace, ctx, exc)
+        if not isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            await self._committed(commits)
+        return raised
+
+    def _failed(
+        self, trace: Trace, ctx: CallContext, exc: BaseException
+    ) -> tuple[list[Future[None]], BaseException]:
         error: StratoError
         raised: BaseException
         if isinstance(exc, StratoError):
@@ -364,8 +397,7 @@ class Gateway:
         else:
             error, raised = InternalError(type(exc).__name__), exc
         trace.status, trace.error, trace.error_code = error.status, error.message, error.code
-        self._finish(trace, ctx)
-        return raised
+        return self._finish(trace, ctx), raised
 
     def _in_flight(self, model: str | None) -> Any:
         return self.metrics.in_flight.labels(model or UNKNOWN_MODEL_LABEL).track_inprogress()
@@ -401,6 +433,13 @@ def _request_record(request: GenerationRequest) -> dict[str, Any]:
     if request.passthrough:
         record["extra"] = request.passthrough
     return record
+
+
+def _counted_prompt(provider: Provider | None, request: GenerationRequest | EmbeddingRequest) -> int | None:
+    """The prompt's length in the model's own tokens, when its provider can tell without work."""
+    if isinstance(provider, TokenCounter) and isinstance(request, GenerationRequest):
+        return provider.count_prompt_tokens(request)
+    return None
 
 
 def _estimate_usage(trace: Trace, request: GenerationRequest) -> None:
@@ -454,7 +493,10 @@ def build_gateway(settings: Settings) -> Gateway:
         keys = KeyStore.open(settings.store.resolved_url()) if settings.server.admin_keys() else None
         if keys is not None:
             keys.record_admin_keys(settings.server.admin_keys())  # what the admin CLI checks against
-        limiter, ledger = open_limits(settings, keys) if master and keys is not None else (None, None)
+        journal = SpendJournal(keys.engine, settings.limits.hold_seconds) if master and keys else None
+        if journal is not None:
+            journal.prune(time.time())
+        limiter, ledger = open_limits(settings, keys, journal) if keys and journal else (None, None)
         audit = AuditWriter(
             AuditLog.open(settings.store.resolved_url()), flush_interval=settings.store.flush_interval
         )
@@ -462,9 +504,10 @@ def build_gateway(settings: Settings) -> Gateway:
         recorder.close()
         store.close()
         raise
-    auth = Authority(master, keys, limiter, ledger)
+    auth = Authority(master, keys, limiter, ledger, journal=journal)
     guards = build_guards(settings.guards, models)  # loads the injection classifier
     metrics = GatewayMetrics()
     watch = AnomalyWatch(settings.observe, metrics) if settings.observe.anomalies.enabled else None
     otel = open_otel_export(settings.observe.otel)  # None unless an OTLP endpoint is configured
-    return Gateway(models, recorder, metrics, cache, auth, guards, audit, watch, otel)
+    durable = settings.observe.durable
+    return Gateway(models, recorder, metrics, cache, auth, guards, audit, watch, otel, durable)

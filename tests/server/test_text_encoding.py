@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.inprocess import InProcess, in_process, remote_model
+from tests.support.inprocess import InProcess, in_process
 from tests.support.upstream import Upstream
 
 MASTER = "sk-master-text-test"
@@ -18,7 +18,7 @@ JSON = {"content-type": "application/json"}
 @pytest.fixture
 async def served(tmp_path: Path, upstream: Upstream) -> AsyncIterator[InProcess]:
     async with in_process(
-        tmp_path, [remote_model("echo", upstream.base_url)], server={"master_key": MASTER}
+        tmp_path, [upstream.model("echo")], server={"master_key": MASTER}
     ) as s:
         yield s
 

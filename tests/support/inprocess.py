@@ -39,17 +39,6 @@ class InProcess:
         return self.gateway.recorder.store.trace(trace_id)
 
 
-def remote_model(name: str, base_url: str, upstream_model: str = "echo", **extra: Any) -> dict[str, Any]:
-    """A model entry for an OpenAI-compatible upstream (the tests' `Upstream`)."""
-    return {
-        "name": name,
-        "provider": "openai",
-        "base_url": base_url,
-        "upstream_model": upstream_model,
-        **extra,
-    }
-
-
 @asynccontextmanager
 async def in_process(
     data_dir: Path, models: list[dict[str, Any]], **sections: Any

@@ -8,9 +8,10 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from strato.auth.journal import JournalUnavailable, SpendJournal
 from strato.auth.keys import KeyStore, VirtualKey
 from strato.auth.limits import (
     InProcessLedger,
@@ -18,6 +19,7 @@ from strato.auth.limits import (
     Limiter,
     LimitsUnavailable,
     SlidingWindowLimiter,
+    budgets,
     retry_after,
 )
 from strato.errors import StratoError
@@ -28,6 +30,10 @@ log = logging.getLogger(__name__)
 MASTER_KEY_ID = "master"  # what traces show as the key of requests made with the master key
 LOOKUP_TTL = 2.0  # seconds a key lookup is reused: revocations reach a running server this fast
 DEFAULT_COMPLETION = 4096  # worst-case completion tokens when neither max_tokens nor a context is known
+# The most tokens a chat template adds to a prompt besides the text: role markers and separators per
+# message, plus the template's own (a default system prompt such as SmolLM2's, about 20 tokens).
+TEMPLATE_TOKENS = 64
+MESSAGE_TOKENS = 8
 
 
 class InvalidApiKey(StratoError):
@@ -77,12 +83,16 @@ class Authority:
         limiter: Limiter | None = None,
         ledger: Ledger | None = None,
         clock: Callable[[], float] = time.time,
+        journal: SpendJournal | None = None,
     ) -> None:
+        """`journal`: where budgeted requests' holds and settlements are committed (None: nowhere;
+        budgets then start from the key's traced costs, which a crash can lose)."""
         self.master_key = master_key
         self.keys = keys
         self.limiter = limiter or SlidingWindowLimiter()
         self.ledger = ledger or InProcessLedger(keys.spent if keys is not None else lambda _id, _since: 0.0)
         self.clock = clock
+        self.journal = journal
         self._found: dict[str, tuple[float, VirtualKey | None]] = {}
         # Shared limits are a round trip to Redis or PostgreSQL: run them on threads of their own,
         # never on the event loop. In-process limits stay inline (a check-and-take with no await).
@@ -124,9 +134,12 @@ class Authority:
         request: GenerationRequest | EmbeddingRequest,
         price: Price | None,
         context_length: int | None,
+        prompt_tokens: int | None = None,
     ) -> Grant:
         """Check an authenticated key's models, rate limits and budgets, holding the request's
-        worst-case cost against the budgets. Raises 403 or 429 (503 when shared limits do not answer)."""
+        worst-case cost against the budgets (`prompt_tokens`: the prompt's length in the model's own
+        tokens, when the model can tell; else a bound that is never low). Raises 403 or 429 (503
+        when shared limits do not answer)."""
         if key is MASTER:
             return Grant(key.id)
         if key.models is not None and request.model not in key.models:
@@ -142,7 +155,7 @@ class Authority:
                 f"{retry_after(wait)}s.",
                 headers={"retry-after": retry_after(wait)},
             )
-        reserved = worst_case_cost(request, price, context_length)
+        reserved = worst_case_cost(request, price, context_length, prompt_tokens) if budgets(key) else 0.0
         wait = self.ledger.reserve(key, reserved, now, ticket)
         if wait is not None:
             self._release(key, ticket)  # rpm counts the requests that ran, not refusals
@@ -158,13 +171,27 @@ class Authority:
         request: GenerationRequest | EmbeddingRequest,
         price: Price | None,
         context_length: int | None,
+        prompt_tokens: int | None = None,
     ) -> Grant:
         """`admit`, on a thread of its own when the limits are shared, so a slow Redis or
-        PostgreSQL holds up this request only, not every request on the event loop."""
-        if self._threads is None or key is MASTER:
-            return self.admit(key, request, price, context_length)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, self.admit, key, request, price, context_length)
+        PostgreSQL holds up this request only, not every request on the event loop. A budgeted
+        key's hold is committed to the spend journal before the request may run."""
+        if key is MASTER:
+            return self.admit(key, request, price, context_length, prompt_tokens)
+        if self._threads is None:
+            grant = self.admit(key, request, price, context_length, prompt_tokens)
+        else:
+            loop = asyncio.get_running_loop()
+            grant = await loop.run_in_executor(
+                self._threads, self.admit, key, request, price, context_length, prompt_tokens
+            )
+        if self.journal is not None and budgets(key):
+            try:
+                await self.journal.hold(key.id, grant.ticket, grant.reserved, self.clock())
+            except JournalUnavailable as exc:
+                self._soon(self._undo, grant)
+                raise LimitsUnavailable(f"API key {key.id} has a budget, and {exc}") from None
+        return grant
 
     def release(self, grant: Grant | None) -> None:
         """An admitted request was refused before it reached a model (a guard blocked it): give back
@@ -172,17 +199,31 @@ class Authority:
         if grant is not None and grant.key is not None:
             self._soon(self._release, grant.key, grant.ticket)
 
-    def settle_soon(self, grant: Grant | None, tokens: int, cost: float | None) -> None:
-        """`settle`, off the event loop when the limits are shared (nobody waits for it: the answer
-        is out). A clean shutdown waits for the settles still running."""
-        if grant is not None and grant.key is not None:
-            self._soon(self.settle, grant, tokens, cost)
+    def settle_soon(self, grant: Grant | None, tokens: int, cost: float | None) -> Future[None] | None:
+        """`settle`, off the event loop when the limits are shared. A budgeted key's settlement also
+        goes to the spend journal: the future is done once it is committed there, and the gateway
+        releases the answer after that. A clean shutdown waits for the settles still running."""
+        if grant is None or grant.key is None:
+            return None
+        self._soon(self.settle, grant, tokens, cost)
+        if self.journal is None or not budgets(grant.key):
+            return None
+        return self.journal.settle(grant.key.id, grant.ticket, cost or 0.0, self.clock())
 
     def _soon(self, work: Callable[..., None], *args: object) -> None:
         if self._threads is None:
             work(*args)
         else:
             self._threads.submit(work, *args)
+
+    def _undo(self, grant: Grant) -> None:
+        """Take back an admission whose hold could not be committed (nothing ran)."""
+        assert grant.key is not None
+        self._release(grant.key, grant.ticket)
+        try:
+            self.ledger.settle(grant.key, grant.reserved, 0.0, self.clock(), grant.ticket)
+        except LimitsUnavailable as exc:
+            log.warning("could not give back the hold of key %s: %s", grant.key_id, exc.message)
 
     def settle(self, grant: Grant | None, tokens: int, cost: float | None) -> None:
         """The request is over: count its tokens and replace its hold with its real cost."""
@@ -199,6 +240,8 @@ class Authority:
     def close(self) -> None:
         if self._threads is not None:
             self._threads.shutdown(wait=True)
+        if self.journal is not None:
+            self.journal.close()
         self.limiter.close()
         self.ledger.close()
         if self.keys is not None:
@@ -224,18 +267,35 @@ class Authority:
 
 
 def worst_case_cost(
-    request: GenerationRequest | EmbeddingRequest, price: Price | None, context_length: int | None
+    request: GenerationRequest | EmbeddingRequest,
+    price: Price | None,
+    context_length: int | None,
+    prompt_tokens: int | None = None,
 ) -> float:
-    """The most a request can cost: its prompt estimated at 4 bytes a token, plus `max_tokens` (else
-    the model's context, else DEFAULT_COMPLETION) generated tokens. 0 for an unpriced model."""
+    """The most a request can cost: its prompt (`prompt_tokens` when the model counted them, else
+    `prompt_bound`), plus `max_tokens` (else the model's context, else DEFAULT_COMPLETION)
+    generated tokens. 0 for an unpriced model."""
     if price is None:
         return 0.0
     if isinstance(request, EmbeddingRequest):
-        return price.cost(sum(len(t.encode()) for t in request.inputs) // 4 + 1, 0)
-    text = request.prompt or "".join(str(m.content) for m in request.messages or ())
-    prompt_tokens = len(text.encode()) // 4 + 1
+        return price.cost(prompt_tokens if prompt_tokens is not None else prompt_bound(request), 0)
+    prompt = prompt_tokens if prompt_tokens is not None else prompt_bound(request)
     completion = request.params.max_tokens or context_length or DEFAULT_COMPLETION
-    return price.cost(prompt_tokens, completion)
+    return price.cost(prompt, completion)
+
+
+def prompt_bound(request: GenerationRequest | EmbeddingRequest) -> int:
+    """At least as many tokens as the prompt has for any byte-level or SentencePiece tokenizer:
+    every ordinary token stands for one byte of text or more, and the template's own tokens are
+    bounded per message and per prompt. Holding a budget with this can only be high, never low,
+    so concurrent requests cannot overspend it (a quarter of the bytes, the old estimate, was
+    below what SmolLM2 counts for any short chat: 31 tokens for "hi")."""
+    if isinstance(request, EmbeddingRequest):
+        return sum(len(t.encode()) + 2 for t in request.inputs)  # [CLS] and [SEP]
+    if request.messages is None:
+        return len((request.prompt or "").encode()) + MESSAGE_TOKENS
+    text = sum(len(m.content.encode()) + len((m.name or "").encode()) for m in request.messages)
+    return text + MESSAGE_TOKENS * len(request.messages) + TEMPLATE_TOKENS
 
 
 def _masked(secret: str) -> str:

@@ -103,6 +103,11 @@ class VirtualKey:
     rotated_at: float | None = None
     revoked_at: float | None = None
 
+    @property
+    def budgeted(self) -> bool:
+        """Whether the key has a daily or monthly budget (its requests are held and journaled)."""
+        return self.budget_daily is not None or self.budget_monthly is not None
+
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -109,20 +109,31 @@ class _Period:
     start: float
     spent: float  # settled spend this period, loaded from the store once
     held: float = 0.0  # reservations of requests still running
+    # (USD, lapses at): holds of requests another process was running when it died, loaded once
+    orphans: list[tuple[float, float]] = field(default_factory=list)
+
+    def holding(self, now: float) -> float:
+        return self.held + sum(amount for amount, lapses in self.orphans if lapses > now)
+
+
+OpenHolds = Callable[[str, float, float], list[tuple[float, float]]]
 
 
 class InProcessLedger:
-    """Daily and monthly USD budgets, per key. Spend survives restarts: the first request of a period
-    loads it from the store (`spent(key_id, since)`, the sum of the key's traced costs)."""
+    """Daily and monthly USD budgets, per key. Spend survives restarts and crashes: the first request
+    of a period loads it from the store (`spent(key_id, since)`: the spend journal's settlements),
+    and `open_holds(key_id, since, now)` gives the holds of requests a dead process left running,
+    which keep counting until they lapse."""
 
-    def __init__(self, spent: Callable[[str, float], float]) -> None:
+    def __init__(self, spent: Callable[[str, float], float], open_holds: OpenHolds | None = None) -> None:
         self._spent = spent
+        self._open_holds = open_holds
         self._periods: dict[tuple[str, str], _Period] = {}
 
     def reserve(self, key: VirtualKey, amount: float, now: float, ticket: str = "") -> float | None:
         periods = self._current(key, now)
         for (kind, budget), period in periods:
-            if period.spent + period.held + amount > budget + BUDGET_SLACK:
+            if period.spent + period.holding(now) + amount > budget + BUDGET_SLACK:
                 return next_period_start(kind, now) - now
         for _, period in periods:
             period.held += amount
@@ -143,7 +154,8 @@ class InProcessLedger:
             period = self._periods.get((key.id, kind))
             if period is None or period.start != start:
                 held = period.held if period is not None else 0.0  # requests running across midnight
-                period = _Period(start, self._spent(key.id, start), held)
+                orphans = self._open_holds(key.id, start, now) if self._open_holds is not None else []
+                period = _Period(start, self._spent(key.id, start), held, orphans)
                 self._periods[(key.id, kind)] = period
             found.append(((kind, budget), period))
         return found

@@ -3,6 +3,7 @@ shared by every gateway replica, or in this process."""
 
 from __future__ import annotations
 
+from strato.auth.journal import SpendJournal
 from strato.auth.keys import KeyStore
 from strato.auth.limits import InProcessLedger, Ledger, Limiter, SlidingWindowLimiter
 from strato.config import ConfigError, Settings
@@ -21,18 +22,19 @@ def limits_backend(settings: Settings) -> str:
     return chosen
 
 
-def open_limits(settings: Settings, keys: KeyStore) -> tuple[Limiter, Ledger]:
-    """The limiter and ledger for `settings`; budgets start from spend recorded in `keys`' store."""
+def open_limits(settings: Settings, keys: KeyStore, journal: SpendJournal) -> tuple[Limiter, Ledger]:
+    """The limiter and ledger for `settings`; budgets start each period from the spend `journal`
+    in `keys`' database (PostgreSQL's functions read it there themselves)."""
     backend = limits_backend(settings)
     if backend == "redis":
         from strato.auth.redis import RedisLedger, RedisLimiter, connect
 
         assert settings.cache.redis_url is not None
         client, prefix = connect(settings.cache.redis_url), settings.limits.redis_prefix
-        ledger = RedisLedger(client, keys.spent, prefix, settings.limits.hold_seconds)
+        ledger = RedisLedger(client, journal.spent, prefix, settings.limits.hold_seconds)
         return RedisLimiter(client, prefix), ledger
     if backend == "postgresql":
         from strato.auth.postgres import PostgresLedger, PostgresLimiter
 
         return PostgresLimiter(keys.engine), PostgresLedger(keys.engine, settings.limits.hold_seconds)
-    return SlidingWindowLimiter(), InProcessLedger(keys.spent)
+    return SlidingWindowLimiter(), InProcessLedger(journal.spent, journal.open_holds)

@@ -113,6 +113,14 @@ class OtelSettings(BaseModel):
 class ObserveSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    durable: bool = Field(
+        False,
+        description="Commit each request's trace before its answer is released (the end of a stream "
+        "waits for it), so a crash loses no trace of an answered request. Commits are grouped, but "
+        "every request waits for one. Off: traces are written in batches every "
+        "`store.flush_interval`, and a crash (`kill -9`) can lose that last interval's traces. "
+        "Budget spend is committed before the answer either way.",
+    )
     anomalies: AnomalySettings = Field(default_factory=AnomalySettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     otel: OtelSettings = Field(default_factory=OtelSettings)

@@ -1,6 +1,8 @@
 """Writes traces (and the audit log's request-path entries) off the request path: the gateway hands
 an item over in O(1), a writer thread stores them in batches. `close()` drains the queue, so a clean
-shutdown loses nothing. On a crash (`kill -9`) at most the last `flush_interval` seconds are lost.
+shutdown loses nothing. On a crash (`kill -9`) at most the last `flush_interval` seconds are lost,
+except for items handed over with `submit_durable`, which are committed before their future is done
+(`observe.durable`; the spend journal always).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -22,7 +26,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class _Flush:
-    done: threading.Event = field(default_factory=threading.Event)
+    """Asks the writer to store what it holds now, not at the end of the interval; done once stored."""
+
+    done: Future[None] = field(default_factory=Future)
+
+    def set(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
 
 
 _STOP = object()
@@ -59,11 +69,25 @@ class BatchWriter(Generic[T]):
         """Accept an item for writing. Never blocks."""
         self._queue.put(item)
 
+    def submit_durable(self, item: T) -> Future[None]:
+        """Accept an item to be written at once: the future is done when it is committed. Items that
+        arrive meanwhile share the transaction (a group commit), so the wait is one commit, however
+        many requests are waiting. A clean shutdown still stores it; a database that is down keeps
+        the future pending while the writer retries (callers wait with a timeout)."""
+        marker = _Flush()
+        self._queue.put(item)
+        self._queue.put(marker)
+        return marker.done
+
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted so far is stored."""
         marker = _Flush()
         self._queue.put(marker)
-        return marker.done.wait(timeout)
+        try:
+            marker.done.result(timeout)
+        except FutureTimeout:
+            return False
+        return True
 
     def close(self, timeout: float = 30.0) -> None:
         """Store everything still queued, then stop the writer."""
@@ -84,8 +108,10 @@ class BatchWriter(Generic[T]):
         while not stopping:
             deadline = time.monotonic() + self.flush_interval
             while len(pending) < self.batch_size:
+                # Once someone waits (a flush, a durable item), take only what is queued already.
+                wait = 0.0 if markers else max(0.0, deadline - time.monotonic())
                 try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is _STOP:
@@ -93,13 +119,13 @@ class BatchWriter(Generic[T]):
                     break
                 if isinstance(item, _Flush):
                     markers.append(item)
-                    break
+                    continue
                 pending.append(item)  # type: ignore[arg-type]
             if pending:
                 self._store(pending, final=stopping)
                 pending = []
             for marker in markers:
-                marker.done.set()
+                marker.set()
             markers = []
         # Anything submitted after the stop marker (a request finishing during shutdown).
         leftovers: list[T] = []
@@ -109,11 +135,13 @@ class BatchWriter(Generic[T]):
             except queue.Empty:
                 break
             if isinstance(item, _Flush):
-                item.done.set()
+                markers.append(item)
             elif item is not _STOP:
                 leftovers.append(item)  # type: ignore[arg-type]
         if leftovers:
             self._store(leftovers, final=True)
+        for marker in markers:
+            marker.set()
 
     def _store(self, batch: list[T], *, final: bool) -> None:
         """Write a batch, retrying while the database is unavailable (keeping the items in memory).

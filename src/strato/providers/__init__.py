@@ -74,6 +74,15 @@ class Provider(Protocol):
 
 
 @runtime_checkable
+class TokenCounter(Protocol):
+    """A provider that can count a prompt in its model's own tokens (chat template included)."""
+
+    def count_prompt_tokens(self, request: GenerationRequest) -> int | None:
+        """The count, or None when it cannot be known cheaply now (e.g. the model is not loaded)."""
+        ...
+
+
+@runtime_checkable
 class Embedder(Protocol):
     """Serves embeddings for one configured model."""
 

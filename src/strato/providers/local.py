@@ -22,7 +22,7 @@ from strato.engine.jobs import Job
 from strato.engine.lookup import LookupOptions
 from strato.engine.pool import Engine, EnginePool, EngineSpec
 from strato.engine.sampling import SamplingDefaults, grammar_for
-from strato.errors import ContextLengthExceeded, InvalidRequest
+from strato.errors import ContextLengthExceeded, InvalidRequest, StratoError
 from strato.providers import Shared
 from strato.providers.sources import resolve_gguf
 from strato.types import Chunk, Generation, GenerationRequest, ModelInfo, ModelKind, TokenLogprob
@@ -177,6 +177,17 @@ class LlamaCppProvider:
             self.pool.release(engine)
             raise
         return JobStream(job, queue, lambda: self._closed(engine, job))
+
+    def count_prompt_tokens(self, request: GenerationRequest) -> int | None:
+        """The prompt's tokens as the model reads it (chat template included), once the model is
+        loaded: a budget is then held for exactly what it will count. None before it is loaded."""
+        engine = self.pool.loaded(self.base)
+        if engine is None:
+            return None
+        try:
+            return len(engine.weights.prompt_tokens(request))
+        except StratoError:
+            return None  # the request itself is at fault: `stream` says how
 
     def _closed(self, engine: Engine, job: Job) -> None:
         engine.batcher.cancel(job)  # a no-op for a finished job; frees the slot of an abandoned one

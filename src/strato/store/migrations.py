@@ -139,6 +139,22 @@ BEGIN
 END $$
 """
 
+# Settled spend of the last 32 days as the traces recorded it (every budget period fits in them).
+SEED_JOURNAL = """
+INSERT INTO spend_ledger (ticket, kind, key_id, at, amount)
+SELECT id, 'settle', api_key, started_at, cost FROM traces
+WHERE api_key IS NOT NULL AND api_key <> 'master' AND cost > 0 AND started_at >= {now} - 2764800
+"""
+
+# strato_key_usage of migration 0008, seeding a period's row from the spend journal's settlements.
+KEY_USAGE_FROM_JOURNAL = KEY_USAGE.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION").replace(
+    """SELECT COALESCE(SUM(cost), 0) INTO so_far FROM traces
+                WHERE api_key = p_key AND started_at >= p_since[i];""",
+    """SELECT COALESCE(SUM(amount), 0) INTO so_far FROM spend_ledger
+                WHERE key_id = p_key AND kind = 'settle' AND at >= p_since[i];""",
+)
+
+
 MIGRATIONS: list[tuple[str, list[Statement]]] = [
     (
         "0001_traces",
@@ -403,6 +419,34 @@ MIGRATIONS: list[tuple[str, list[Statement]]] = [
                 PRIMARY KEY (run_id, position, sample)
             )
             """,
+        ],
+    ),
+    (
+        # The spend journal (strato.auth.journal): budget holds and settlements of keys with budgets,
+        # committed before a request runs and before its answer is released, so a crash never
+        # forgets spend. Seeded with the last 32 days of traced costs; PostgreSQL's shared budgets
+        # now start a period from it instead of from the traces.
+        "0015_spend_journal",
+        [
+            """
+            CREATE TABLE spend_ledger (
+                ticket VARCHAR(64) NOT NULL,
+                kind VARCHAR(8) NOT NULL,
+                key_id VARCHAR(128) NOT NULL,
+                at DOUBLE PRECISION NOT NULL,
+                amount DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION,
+                process VARCHAR(32),
+                PRIMARY KEY (ticket, kind)
+            )
+            """,
+            "CREATE INDEX ix_spend_ledger_key_at ON spend_ledger (key_id, at)",
+            "CREATE INDEX ix_spend_ledger_at ON spend_ledger (at)",
+            {
+                "sqlite": SEED_JOURNAL.format(now="CAST(strftime('%s', 'now') AS REAL)"),
+                "postgresql": SEED_JOURNAL.format(now="EXTRACT(EPOCH FROM now())"),
+            },
+            {"postgresql": KEY_USAGE_FROM_JOURNAL},
         ],
     ),
 ]

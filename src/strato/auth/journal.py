@@ -1,0 +1,148 @@
+"""The spend journal: the durable record of what keys with budgets have spent.
+
+Budgets are checked against counters (in this process, Redis or PostgreSQL) that are fast but can be
+lost: a process dies, Redis restarts. Those counters start each period from this journal, so it
+must hold every request's spend the moment the request has cost anything:
+
+- before a budgeted request runs, its hold (worst-case cost) is committed here;
+- before its answer is released, its settlement (what it really cost) is committed here.
+
+A crash therefore never forgets spend that was acknowledged to a client, and a request that was
+running when its gateway died keeps its hold until `limits.hold_seconds` pass (as the shared
+counters do), then counts nothing.
+
+Rows go through a group-committing writer thread (`BatchWriter.submit_durable`): every request
+waiting meanwhile shares one transaction, so the wait is about one commit however busy the gateway
+is. The table (migration 0015) is append-only: a `hold` row and a `settle` row per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from sqlalchemy import Column, Engine, Float, MetaData, String, Table, and_, delete, func, select
+
+from strato.observe.recorder import BatchWriter
+from strato.store.sql import insert_rows
+
+log = logging.getLogger(__name__)
+
+COMMIT_TIMEOUT = 5.0  # seconds a request waits for its journal entry before giving up on it
+KEEP_SECONDS = 62 * 86400  # entries older than this (two months: every budget period) are pruned
+
+metadata = MetaData()
+
+# Mirrors the table migration 0015 creates; used for queries, never to create it.
+spend_ledger = Table(
+    "spend_ledger",
+    metadata,
+    Column("ticket", String(64), primary_key=True),
+    Column("kind", String(8), primary_key=True),  # "hold" or "settle"
+    Column("key_id", String(128), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("amount", Float, nullable=False),  # USD: the hold, or what the request cost
+    Column("expires_at", Float),  # holds: when a hold that never settled stops counting
+    Column("process", String(32)),  # holds: the gateway process that made it
+)
+
+
+class JournalUnavailable(Exception):
+    """The journal entry was not committed in time (the database is down or stuck)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    ticket: str
+    kind: str
+    key_id: str
+    at: float
+    amount: float
+    expires_at: float | None = None
+    process: str | None = None
+
+
+class SpendJournal:
+    """Holds and settlements of budgeted requests, committed in groups; `spent` reads them back."""
+
+    def __init__(self, engine: Engine, hold_seconds: float = 900.0) -> None:
+        self.engine = engine
+        self.hold_seconds = hold_seconds
+        self.process = uuid.uuid4().hex[:16]  # this gateway's holds are in its ledger's memory
+        self._writer: BatchWriter[Entry] = BatchWriter(self._write, what="spend entries", flush_interval=1.0)
+
+    async def hold(self, key_id: str, ticket: str, amount: float, at: float) -> None:
+        """Commit a hold of `amount` USD; raises JournalUnavailable when it is not committed in time."""
+        entry = Entry(ticket, "hold", key_id, at, amount, at + self.hold_seconds, self.process)
+        await _committed(self._writer.submit_durable(entry))
+
+    def settle(self, key_id: str, ticket: str, cost: float, at: float) -> Future[None]:
+        """Hand over a settlement; the future is done once it is committed."""
+        return self._writer.submit_durable(Entry(ticket, "settle", key_id, at, cost))
+
+    def spent(self, key_id: str, since: float) -> float:
+        """USD the key's settled requests cost since `since`."""
+        stmt = select(func.coalesce(func.sum(spend_ledger.c.amount), 0.0)).where(
+            spend_ledger.c.key_id == key_id, spend_ledger.c.kind == "settle", spend_ledger.c.at >= since
+        )
+        with self.engine.connect() as conn:
+            return float(conn.execute(stmt).scalar_one())
+
+    def open_holds(self, key_id: str, since: float, now: float) -> list[tuple[float, float]]:
+        """(USD, lapses at) of the key's holds that other gateway processes made since `since` and
+        never settled, and that have not lapsed: requests they were running when they died. This
+        process's own running requests are in its ledger's memory."""
+        ledger, settles = spend_ledger, spend_ledger.alias("settles")
+        settled = select(settles.c.ticket).where(
+            and_(settles.c.ticket == ledger.c.ticket, settles.c.kind == "settle")
+        )
+        stmt = select(ledger.c.amount, ledger.c.expires_at).where(
+            ledger.c.key_id == key_id,
+            ledger.c.kind == "hold",
+            ledger.c.at >= since,
+            ledger.c.expires_at > now,
+            ledger.c.process != self.process,
+            ~settled.exists(),
+        )
+        with self.engine.connect() as conn:
+            return [(float(amount), float(lapses)) for amount, lapses in conn.execute(stmt)]
+
+    def prune(self, now: float) -> int:
+        """Drop entries older than every budget period; returns how many went."""
+        with self.engine.begin() as conn:
+            gone = conn.execute(delete(spend_ledger).where(spend_ledger.c.at < now - KEEP_SECONDS))
+        return int(gone.rowcount)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        return self._writer.flush(timeout)
+
+    def close(self) -> None:
+        """Commit what is still queued, then stop the writer (the engine is the key store's)."""
+        self._writer.close()
+
+    def _write(self, entries: Sequence[Entry]) -> None:
+        rows = [
+            {
+                "ticket": e.ticket,
+                "kind": e.kind,
+                "key_id": e.key_id,
+                "at": e.at,
+                "amount": e.amount,
+                "expires_at": e.expires_at,
+                "process": e.process,
+            }
+            for e in entries
+        ]
+        with self.engine.begin() as conn:
+            insert_rows(conn, "spend_ledger", rows)
+
+
+async def _committed(done: Future[None]) -> None:
+    try:
+        await asyncio.wait_for(asyncio.wrap_future(done), COMMIT_TIMEOUT)
+    except TimeoutError:
+        raise JournalUnavailable(f"the spend journal did not commit within {COMMIT_TIMEOUT:.0f}s") from None
