@@ -254,7 +254,7 @@ class Gateway:
                 context = provider.info().context_length if provider is not None else None
                 price = self.models.worst_price(request.model)
                 counted = _counted_prompt(provider, request) if key.budgeted else None
-                ctx.grant = await self.auth.admit_async(key, request, price, context, counted)
+                ctx.grant = await self.auth.admit_async(key, request, price, context, counted, ctx.trace_id)
         except StratoError as exc:
             self._audit(trace, "auth.refused", {"status": exc.status, "code": exc.code})
             raise
@@ -493,10 +493,13 @@ def build_gateway(settings: Settings) -> Gateway:
         keys = KeyStore.open(settings.store.resolved_url()) if settings.server.admin_keys() else None
         if keys is not None:
             keys.record_admin_keys(settings.server.admin_keys())  # what the admin CLI checks against
-        journal = SpendJournal(keys.engine, settings.limits.hold_seconds) if master and keys else None
-        if journal is not None:
+        journal: SpendJournal | None = None
+        limiter, ledger = None, None
+        if master and keys is not None:  # keys, budgets and limits are on
+            limits = settings.limits
+            journal = SpendJournal(keys.engine, limits.hold_seconds, limits.journal_fsync)
             journal.prune(time.time())
-        limiter, ledger = open_limits(settings, keys, journal) if keys and journal else (None, None)
+            limiter, ledger = open_limits(settings, keys, journal)
         audit = AuditWriter(
             AuditLog.open(settings.store.resolved_url()), flush_interval=settings.store.flush_interval
         )

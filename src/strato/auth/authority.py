@@ -135,11 +135,13 @@ class Authority:
         price: Price | None,
         context_length: int | None,
         prompt_tokens: int | None = None,
+        ticket: str | None = None,
     ) -> Grant:
         """Check an authenticated key's models, rate limits and budgets, holding the request's
         worst-case cost against the budgets (`prompt_tokens`: the prompt's length in the model's own
-        tokens, when the model can tell; else a bound that is never low). Raises 403 or 429 (503
-        when shared limits do not answer)."""
+        tokens, when the model can tell; else a bound that is never low). `ticket` names the
+        request to the limits and the spend journal (the gateway passes the trace id; default: a
+        random one). Raises 403 or 429 (503 when shared limits do not answer)."""
         if key is MASTER:
             return Grant(key.id)
         if key.models is not None and request.model not in key.models:
@@ -147,7 +149,7 @@ class Authority:
             raise ModelNotAllowed(
                 f"This API key may not use the model {request.model!r} (allowed: {allowed}).", param="model"
             )
-        now, ticket = self.clock(), secrets.token_hex(12)
+        now, ticket = self.clock(), ticket or secrets.token_hex(12)
         wait = self.limiter.admit(key, now, ticket)
         if wait is not None:
             raise RateLimited(
@@ -172,18 +174,19 @@ class Authority:
         price: Price | None,
         context_length: int | None,
         prompt_tokens: int | None = None,
+        ticket: str | None = None,
     ) -> Grant:
         """`admit`, on a thread of its own when the limits are shared, so a slow Redis or
         PostgreSQL holds up this request only, not every request on the event loop. A budgeted
         key's hold is committed to the spend journal before the request may run."""
         if key is MASTER:
-            return self.admit(key, request, price, context_length, prompt_tokens)
+            return self.admit(key, request, price, context_length, prompt_tokens, ticket)
         if self._threads is None:
-            grant = self.admit(key, request, price, context_length, prompt_tokens)
+            grant = self.admit(key, request, price, context_length, prompt_tokens, ticket)
         else:
             loop = asyncio.get_running_loop()
             grant = await loop.run_in_executor(
-                self._threads, self.admit, key, request, price, context_length, prompt_tokens
+                self._threads, self.admit, key, request, price, context_length, prompt_tokens, ticket
             )
         if self.journal is not None and budgets(key):
             try:

@@ -275,6 +275,12 @@ class LimitsSettings(BaseModel):
         description="A shared budget hold lapses after this long, so a replica that dies mid-request "
         "does not block the key's budget. Set it above your longest request.",
     )
+    journal_fsync: bool = Field(
+        False,
+        description="On PostgreSQL, have each spend journal commit wait for the disk. Off: commits use "
+        "`synchronous_commit = off`, which a gateway crash cannot undo but a database server crash may "
+        "(its last fraction of a second). SQLite's commits are in its log when they return either way.",
+    )
 
 
 class Settings(BaseModel):
