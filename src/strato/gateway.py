@@ -121,6 +121,7 @@ class Gateway:
         """Stop the providers, then store every trace still queued."""
         await self.models.aclose()
         await self.cache.aclose()
+        self.guards.close()
         self.auth.close()
         if self.watch is not None:
             self.watch.close()

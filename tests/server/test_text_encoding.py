@@ -17,9 +17,7 @@ JSON = {"content-type": "application/json"}
 
 @pytest.fixture
 async def served(tmp_path: Path, upstream: Upstream) -> AsyncIterator[InProcess]:
-    async with in_process(
-        tmp_path, [upstream.model("echo")], server={"master_key": MASTER}
-    ) as s:
+    async with in_process(tmp_path, [upstream.model("echo")], server={"master_key": MASTER}) as s:
         yield s
 
 

@@ -26,6 +26,13 @@ BASE_URL = "http://strato.test"
 class InProcess:
     gateway: Gateway
     http: httpx.AsyncClient
+    app: Any
+
+    def client_from(self, address: str) -> httpx.AsyncClient:
+        """Another client of the same app, whose requests come from `address` (the default one's
+        come from 127.0.0.1)."""
+        transport = httpx.ASGITransport(app=self.app, client=(address, 40000))
+        return httpx.AsyncClient(transport=transport, base_url=BASE_URL, timeout=60)
 
     def sdk(self, api_key: str = "unused") -> openai.AsyncOpenAI:
         """The official client, over the same in-process transport."""
@@ -52,6 +59,6 @@ async def in_process(
     try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, timeout=60) as http:
-            yield InProcess(gateway, http)
+            yield InProcess(gateway, http, app)
     finally:
         await gateway.aclose()

@@ -87,6 +87,13 @@ class ServerSettings(BaseModel):
         "`master_key` for that. Unset with `master_key` unset: the admin API is off.",
     )
 
+    metrics_token: str | None = Field(
+        None,
+        description="The bearer token Prometheus sends for /metrics (`STRATO_METRICS_TOKEN`; admin "
+        "keys work too). Unset: /metrics answers requests from loopback addresses only, and others "
+        "get 403. Behind a reverse proxy on the same host, set it (the proxy's requests are local).",
+    )
+
     def admin_keys(self) -> list[str]:
         """The bearer keys the admin API accepts."""
         return [k for k in (self.master_key, self.admin_key) if k]
@@ -313,6 +320,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "STRATO_DATA_DIR": ("store", "data_dir"),
     "STRATO_ADMIN_KEY": ("server", "admin_key"),
     "STRATO_MASTER_KEY": ("server", "master_key"),
+    "STRATO_METRICS_TOKEN": ("server", "metrics_token"),
     "STRATO_REDIS_URL": ("cache", "redis_url"),
 }
 

@@ -120,6 +120,20 @@ class GuardsSettings(BaseModel):
     secrets: SecretsGuardSettings = Field(default_factory=SecretsGuardSettings)
     words: WordsGuardSettings = Field(default_factory=WordsGuardSettings)
     output: OutputGuardSettings = Field(default_factory=OutputGuardSettings)
+    max_scan_chars: int = Field(
+        1_000_000,
+        gt=0,
+        description="Most characters the guards scan in one request (all its messages together); a "
+        "request with more is refused with 413 `text_too_long_to_scan`, never passed on unscanned. "
+        "Scanning costs seconds of CPU per million characters (benchmarks/RESULTS.md, Guards).",
+    )
+    offload_chars: int = Field(
+        4_000,
+        ge=0,
+        description="Texts this long or longer are scanned on a worker thread, so a long document "
+        "never holds up the event loop and the requests on it; shorter ones (a chat turn: well under "
+        "a millisecond) are scanned in place.",
+    )
     models: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Per model name: the guard fields that differ for it, e.g. "

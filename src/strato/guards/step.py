@@ -6,14 +6,16 @@ are then applied once, with stable placeholders that the answer can be restored 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from strato.config import GuardsSettings
-from strato.errors import InvalidRequest
+from strato.errors import InvalidRequest, RequestTooLarge
 from strato.guards.redact import Placeholders
 from strato.guards.verdict import Action, Direction, Finding, Guard, ScanContext, Verdict, strictest
 from strato.observe.spans import current as current_spans
@@ -23,10 +25,17 @@ if TYPE_CHECKING:
     from strato.providers.registry import ModelTable
 
 LONGEST_PLACEHOLDER = 48  # characters held back while a streamed "<" may start a placeholder
+# The built-in guards whose `scan_now` is their whole scan (plain computation): a long text is
+# scanned with it on a worker thread. Other guards (banned topics embed) always run their `scan`.
+OFFLOADABLE = frozenset({"secrets", "pii", "injection", "output"})
 
 
 class GuardBlocked(InvalidRequest):
     code = "guard_blocked"
+
+
+class TextTooLongToScan(RequestTooLarge):
+    code = "text_too_long_to_scan"
 
 
 @dataclass
@@ -114,9 +123,29 @@ def _raise_if_blocked(blocked: list[tuple[str, str]], what: str, param: str | No
 class GuardSet:
     """The configured guards, run in order on each input message and on the answer."""
 
-    def __init__(self, settings: GuardsSettings, guards: Sequence[Guard]) -> None:
+    def __init__(
+        self, settings: GuardsSettings, guards: Sequence[Guard], offloadable: frozenset[str] = OFFLOADABLE
+    ) -> None:
         self.settings = settings
         self.guards = tuple(guards)
+        self._offloadable = offloadable
+        self._threads: ThreadPoolExecutor | None = None  # started by the first long text
+
+    def close(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=True, cancel_futures=True)
+
+    async def _scan(self, guard: Guard, text: str, context: ScanContext) -> Verdict:
+        """One guard's scan of one text: in place when short, on a worker thread when long (the
+        scan still shares the GIL, but the event loop gets it back every few milliseconds instead
+        of waiting for the whole scan)."""
+        settings = context.settings or self.settings
+        if len(text) < settings.offload_chars or guard.name not in self._offloadable:
+            return await guard.scan(text, context)
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(2, thread_name_prefix="strato-guards")
+        blocking = guard.scan_now  # type: ignore[attr-defined]
+        return await asyncio.get_running_loop().run_in_executor(self._threads, blocking, text, context)
 
     def settings_for(self, model: str | None, overrides: Mapping[str, Any] | None = None) -> GuardsSettings:
         return self.settings.resolved(model, overrides)
@@ -132,8 +161,9 @@ class GuardSet:
         """Every guard that runs in `direction` on one text, whether or not it is on the request path
         (what `POST /v1/guards/scan` answers); `system` is the system prompt the text is sent under."""
         settings = self.settings_for(model, overrides)
+        _check_length(len(text) + len(system or ""), settings, "text")
         context = ScanContext(direction, model, settings=settings, system=system)
-        verdicts = [await g.scan(text, context) for g in self.guards if direction in g.directions]
+        verdicts = [await self._scan(g, text, context) for g in self.guards if direction in g.directions]
         return _combined(text, verdicts, context)
 
     async def check_input(self, request: GenerationRequest, overrides: Mapping[str, Any] | None) -> Guarded:
@@ -145,6 +175,8 @@ class GuardSet:
             texts = [(m.role, m.content) for m in request.messages]
         else:
             texts = [("user", request.prompt or "")]
+        param = "messages" if request.messages is not None else "prompt"
+        _check_length(sum(len(text) for _, text in texts), settings, param)
         system = "\n".join(text for role, text in texts if role == "system") or None
         contexts = [
             ScanContext("input", request.model, guarded.placeholders, settings, role, system=system)
@@ -154,7 +186,7 @@ class GuardSet:
         scanned: list[list[Verdict]] = [[] for _ in texts]
         for guard in guards:
             with _timed(guard, "input") as span:
-                verdicts = [await guard.scan(text, c) for (_, text), c in zip(texts, contexts, strict=True)]
+                verdicts = [await self._scan(guard, t, c) for (_, t), c in zip(texts, contexts, strict=True)]
                 _describe(span, verdicts)
             for verdict, found in zip(verdicts, scanned, strict=True):
                 found.append(verdict)
@@ -199,13 +231,23 @@ class GuardSet:
         for guard in self.guards:
             if "output" in guard.directions:
                 with _timed(guard, "output") as span:
-                    verdicts.append(await guard.scan(text, context))
+                    verdicts.append(await self._scan(guard, text, context))
                     _describe(span, verdicts[-1:])
         verdict = _combined(text, verdicts, context)
         decisions: list[dict[str, Any]] = []
         blocked: list[tuple[str, str]] = []
         _note(decisions, blocked, verdicts, "output", None)
         return Checked(verdict.text, verdict.action, decisions, blocked)
+
+
+def _check_length(length: int, settings: GuardsSettings, param: str) -> None:
+    """Refuse (413) what is too long to scan, rather than pass it on unscanned."""
+    if length > settings.max_scan_chars:
+        raise TextTooLongToScan(
+            f"The text to scan is {length:,} characters; the guards scan at most "
+            f"{settings.max_scan_chars:,} in one request (guards.max_scan_chars).",
+            param=param,
+        )
 
 
 def _timed(guard: Guard, direction: Direction) -> AbstractContextManager[Span | None]:

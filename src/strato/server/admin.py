@@ -39,10 +39,14 @@ class Forbidden(StratoError):
 
 def is_admin(settings: Settings, credential: str | None) -> bool:
     """Whether `credential` is the master key (or the older `admin_key`)."""
+    return matches_any(credential, settings.server.admin_keys())
+
+
+def matches_any(credential: str | None, keys: list[str]) -> bool:
+    """Whether `credential` is one of `keys`, compared with every one, so the time taken does not
+    say which one nearly matched."""
     given = (credential or "").encode()
-    # Compare with every key, so the time taken does not say which one nearly matched.
-    matches = sum(secrets.compare_digest(given, key.encode()) for key in settings.server.admin_keys())
-    return bool(credential) and matches > 0
+    return bool(credential) and sum(secrets.compare_digest(given, key.encode()) for key in keys) > 0
 
 
 def admin_refusal(settings: Settings, credential: str | None) -> Forbidden | None:

@@ -8,7 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from strato.gateway import Gateway
 from strato.guards.step import GuardSet
+from strato.server.middleware import bearer_token
 
 router = APIRouter()
 
@@ -24,8 +26,13 @@ class ScanRequest(BaseModel):
 
 @router.post("/v1/guards/scan")
 async def scan(body: ScanRequest, request: Request) -> JSONResponse:
-    guards: GuardSet = request.app.state.gateway.guards
-    verdict = await guards.scan(body.text, body.direction, body.model, system=body.system)
+    """Needs a key like every /v1 route once a master key is set; a virtual key's guard settings
+    apply to its scans as to its requests."""
+    gateway: Gateway = request.app.state.gateway
+    key = gateway.auth.authenticate(bearer_token(request.scope.get("headers", [])))
+    guards: GuardSet = gateway.guards
+    overrides = key.guards if key is not None else None
+    verdict = await guards.scan(body.text, body.direction, body.model, overrides, system=body.system)
     return JSONResponse(
         {
             "object": "guards.scan",

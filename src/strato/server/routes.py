@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import Any, TypeVar
@@ -11,8 +12,11 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from strato.config import Settings
 from strato.errors import ClientDisconnected, StratoError
 from strato.gateway import CallContext, Gateway
+from strato.server.admin import matches_any
+from strato.server.middleware import bearer_token
 from strato.server.wire import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -70,7 +74,34 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
+    """Prometheus exposition: with `server.metrics_token` set, for that bearer token (or an admin
+    key); unset, for loopback clients only."""
+    settings: Settings = request.app.state.settings
+    credential = bearer_token(request.scope.get("headers", []))
+    token = settings.server.metrics_token
+    allowed = [token] if token else []
+    if not matches_any(credential, [*allowed, *settings.server.admin_keys()]):
+        client = request.client.host if request.client is not None else ""
+        if token or not _loopback(client):
+            raise MetricsForbidden(
+                "/metrics needs the metrics token (Authorization: Bearer <server.metrics_token>)"
+                if token
+                else "/metrics answers loopback clients only; set server.metrics_token to scrape it remotely"
+            )
     return Response(_gateway(request).metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+class MetricsForbidden(StratoError):
+    status = 403
+    type = "permission_error"
+    code = "metrics_forbidden"
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 async def _generate(
