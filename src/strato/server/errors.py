@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from strato.errors import InvalidRequest, StratoError
 from strato.gateway import CallContext, InternalError
 from strato.server.middleware import ENDPOINTS
+from strato.server.wire import MAX_NESTING
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,22 @@ async def _record(request: Request, error: StratoError) -> None:
     request.app.state.gateway.record_rejected(ctx, endpoint, model, body, error)
 
 
+async def _unreadable(request: Request) -> InvalidRequest:
+    """Why FastAPI could not read the body: bytes that are not UTF-8, or JSON nested more deeply
+    than a parser follows (both reach us as the same 400)."""
+    try:
+        (await request.body()).decode("utf-8")
+    except Exception:  # not UTF-8 (or the client is gone: nobody reads this)
+        return InvalidRequest(
+            "We could not read the body of your request: send JSON encoded as UTF-8.", code="invalid_json"
+        )
+    return InvalidRequest(
+        "We could not parse the JSON body of your request: it nests lists and objects too deeply "
+        f"(strato accepts at most {MAX_NESTING} levels).",
+        code="invalid_json",
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StratoError)
     async def _strato_error(request: Request, exc: StratoError) -> JSONResponse:
@@ -79,9 +96,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == UNDECODABLE_BODY:  # FastAPI's word for bad bytes
-            unreadable = InvalidRequest(
-                "We could not read the body of your request: send JSON encoded as UTF-8.", code="invalid_json"
-            )
+            unreadable = await _unreadable(request)
             await _record(request, unreadable)
             return error_response(unreadable)
         error = StratoError(str(exc.detail))

@@ -119,8 +119,7 @@ class UnicodeBodyMiddleware:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                await self.app(scope, _replay([], message, receive), send)  # the client left
-                return
+                return  # the client left (or the body limit refused it): nobody to answer
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
@@ -140,15 +139,13 @@ class UnicodeBodyMiddleware:
                 ),
             )
             return
-        await self.app(scope, _replay(body, None, receive), send)
+        await self.app(scope, _replay(body, receive), send)
 
 
-def _replay(body: bytes | list[bytes], first: Message | None, receive: Receive) -> Receive:
-    """A `receive` that hands the app the body already read (or the message that ended it), then
-    passes on what the client sends next (its disconnect)."""
-    pending: list[Message] = [first] if first is not None else []
-    if isinstance(body, bytes):
-        pending.append({"type": "http.request", "body": body, "more_body": False})
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the app the body already read, then passes on what the client sends
+    next (its disconnect)."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
 
     async def replayed() -> Message:
         if pending:

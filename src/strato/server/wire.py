@@ -28,6 +28,36 @@ from strato.types import (
 
 # Parameters clients commonly send that do not change what a model generates here.
 HARMLESS_EXTRAS = {"store", "metadata", "service_tier", "parallel_tool_calls", "modalities", "prediction"}
+# Deepest nesting accepted in a free-form value (a JSON schema, a parameter passed on to the
+# upstream): far beyond any real schema (OpenAI's structured outputs allow 10 levels), well short of
+# what recursive code downstream (hashing a cache key, encoding the trace) can walk.
+MAX_NESTING = 64
+
+
+def nesting(value: Any) -> int:
+    """How deeply `value` nests lists and objects (a scalar: 0), counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if depth <= MAX_NESTING:  # deeper is refused anyway: stop counting there
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def check_nesting(value: Any, param: str) -> None:
+    depth = nesting(value)
+    if depth > MAX_NESTING:
+        raise InvalidRequest(
+            f"Invalid value for '{param}': it nests lists and objects more than {MAX_NESTING} levels deep.",
+            param=param,
+        )
 
 
 class StreamOptions(BaseModel):
@@ -80,6 +110,7 @@ class WireResponseFormat(BaseModel):
                 "response_format of type json_schema needs a `json_schema` object",
                 param="response_format.json_schema",
             )
+        check_nesting(self.json_schema.schema_, "response_format.json_schema.schema")
         return ResponseFormat(type="json_schema", schema=self.json_schema.schema_, name=self.json_schema.name)
 
 
@@ -126,7 +157,10 @@ class SamplingFields(BaseModel):
         )
 
     def passthrough(self) -> dict[str, Any]:
-        return {k: v for k, v in (self.model_extra or {}).items() if k not in HARMLESS_EXTRAS}
+        extras = {k: v for k, v in (self.model_extra or {}).items() if k not in HARMLESS_EXTRAS}
+        for name, value in extras.items():
+            check_nesting(value, name)
+        return extras
 
     @property
     def include_usage(self) -> bool:
