@@ -20,15 +20,24 @@ class StratoError(Exception):
         code: str | None = None,
         status: int | None = None,
         headers: dict[str, str] | None = None,
+        detail: str | None = None,
     ) -> None:
+        """`message` is what the client is told; `detail`, what only the trace and the log keep
+        (an upstream's URL, a transport error's text)."""
         super().__init__(message)
         self.message = message
+        self.detail = detail
         self.param = param
         self.headers = headers or {}  # extra response headers, e.g. retry-after on 429 and 503
         if code is not None:
             self.code = code
         if status is not None:
             self.status = status
+
+    @property
+    def internal(self) -> str:
+        """What the trace and the log keep: the message, and the detail the client is not shown."""
+        return f"{self.message} ({self.detail})" if self.detail else self.message
 
     def to_body(self) -> dict[str, dict[str, str | None]]:
         """OpenAI's error body: `{"error": {"message", "type", "param", "code"}}`."""
@@ -48,6 +57,11 @@ class ContextLengthExceeded(InvalidRequest):
 class RequestTooLarge(InvalidRequest):
     status = 413
     code = "request_too_large"
+
+
+class RequestTimeout(InvalidRequest):
+    status = 408
+    code = "request_timeout"
 
 
 class ModelNotFound(StratoError):
@@ -71,13 +85,14 @@ class UpstreamError(StratoError):
         code: str | None = None,
         param: str | None = None,
         headers: dict[str, str] | None = None,
+        detail: str | None = None,
     ) -> None:
-        super().__init__(message, param=param, code=code, status=status, headers=headers)
+        super().__init__(message, param=param, code=code, status=status, headers=headers, detail=detail)
 
 
 class UpstreamTimeout(UpstreamError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, status=504, code="upstream_timeout")
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message, status=504, code="upstream_timeout", detail=detail)
 
 
 class ClientDisconnected(StratoError):

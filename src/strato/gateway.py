@@ -397,7 +397,9 @@ class Gateway:
             error = raised = InternalError(f"internal error ({type(exc).__name__}); see trace {trace.id}")
         else:
             error, raised = InternalError(type(exc).__name__), exc
-        trace.status, trace.error, trace.error_code = error.status, error.message, error.code
+        trace.status, trace.error, trace.error_code = error.status, error.internal, error.code
+        if error.detail is not None:
+            log.warning("trace %s: %s", trace.id, error.internal)  # the client saw the message only
         return self._finish(trace, ctx), raised
 
     def _in_flight(self, model: str | None) -> Any:

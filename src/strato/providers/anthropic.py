@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import Field
 
 from strato.config import ModelEntry
-from strato.errors import InvalidRequest, UpstreamError
+from strato.errors import InvalidRequest
 from strato.providers import Shared
 from strato.providers.upstream import UpstreamClient, UpstreamOptions, read_api_key
 from strato.types import (
@@ -65,7 +65,7 @@ class AnthropicProvider:
         key = read_api_key(name, options.api_key_env)
         if key:
             headers["x-api-key"] = key
-        self._upstream = UpstreamClient(options.base_url, options, headers, too_long=_too_long)
+        self._upstream = UpstreamClient(options.base_url, options, headers, too_long=_too_long, name=name)
 
     @classmethod
     def from_entry(cls, entry: ModelEntry, shared: Shared) -> AnthropicProvider:
@@ -167,13 +167,13 @@ class AnthropicProvider:
                 elif kind == "error":
                     error = event.get("error") or {}
                     message = f"{error.get('message', 'unknown error')} ({error.get('type', 'error')})"
-                    raise UpstreamError(f"upstream failed mid-stream: {message}")
+                    raise self._upstream.failed(f"failed mid-stream: {message}")
                 elif kind == "message_stop":
                     stopped = True
                     break
                 # ping, content_block_start and content_block_stop carry nothing strato needs
         if not stopped or finish is None:
-            raise UpstreamError(f"upstream {self.options.base_url} ended the stream before finishing")
+            raise self._upstream.failed("ended the stream before finishing")
         yield Chunk(finish_reason=finish, usage=_usage(counts))
 
 

@@ -9,7 +9,6 @@ from typing import Any
 from pydantic import Field
 
 from strato.config import ModelEntry
-from strato.errors import UpstreamError
 from strato.providers import Shared
 from strato.providers.upstream import UpstreamClient, UpstreamOptions, read_api_key
 from strato.types import (
@@ -39,7 +38,7 @@ class OpenAICompatibleProvider:
         self.options = options
         key = read_api_key(name, options.api_key_env)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._upstream = UpstreamClient(options.base_url, options, headers)
+        self._upstream = UpstreamClient(options.base_url, options, headers, name=name)
 
     @classmethod
     def from_entry(cls, entry: ModelEntry, shared: Shared) -> OpenAICompatibleProvider:
@@ -126,7 +125,7 @@ class OpenAICompatibleProvider:
             async for event in events:
                 if "error" in event:
                     message = (event["error"] or {}).get("message", "unknown error")
-                    raise UpstreamError(f"upstream failed mid-stream: {message}")
+                    raise self._upstream.failed(f"failed mid-stream: {message}")
                 if event.get("usage"):
                     usage = _usage(event["usage"])
                 for choice in event.get("choices") or []:
@@ -136,7 +135,7 @@ class OpenAICompatibleProvider:
                     if text:
                         yield Chunk(text=text)
         if finish is None:
-            raise UpstreamError(f"upstream {self.options.base_url} ended the stream before finishing")
+            raise self._upstream.failed("ended the stream before finishing")
         yield Chunk(finish_reason=finish, usage=usage or Usage())
 
 

@@ -67,7 +67,11 @@ class UpstreamClient:
         options: UpstreamOptions,
         headers: dict[str, str],
         too_long: Callable[[str], bool] | None = None,
+        name: str = "",
     ) -> None:
+        """`name`: the model this upstream serves, as clients know it. Errors name it to the client;
+        the upstream's URL and the transport's own words go to the trace and the log only."""
+        self.name = name
         self.base_url = base_url
         self._root = base_url.rstrip("/") + "/"
         self._headers = headers
@@ -77,8 +81,17 @@ class UpstreamClient:
         self._too_long = too_long
         self._session: aiohttp.ClientSession | None = None
 
+    def failed(self, what: str, detail: str | None = None, **kw: Any) -> UpstreamError:
+        """An error about this upstream: `what` it did, told to the client under the model's name."""
+        where = f"upstream {self.base_url}"
+        return UpstreamError(
+            f"the upstream of model {self.name!r} {what}",
+            detail=f"{where}: {detail}" if detail else where,
+            **kw,
+        )
+
     def unexpected(self) -> UpstreamError:
-        return UpstreamError(f"upstream {self.base_url} sent an unexpected response")
+        return self.failed("sent an unexpected response")
 
     async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -93,7 +106,7 @@ class UpstreamClient:
         try:
             data = json.loads(raw)
         except ValueError:
-            raise UpstreamError(f"upstream {self.base_url} sent a response that is not JSON") from None
+            raise self.failed("sent a response that is not JSON") from None
         if not isinstance(data, dict):
             raise self.unexpected()
         return data
@@ -162,14 +175,19 @@ class UpstreamClient:
             after = headers.get("retry-after")  # a 429's advice, for the router and client
             extra = {"retry-after": after} if after else None
             return UpstreamError(message, status=status, code="upstream_rejected", headers=extra)
-        return UpstreamError(f"upstream {self.base_url} answered {status}: {message}")
+        return self.failed(f"answered {status}: {message}")  # its own words; its URL stays internal
 
     def _transport_error(self, exc: BaseException) -> BaseException:
         if isinstance(exc, TimeoutError):
-            return UpstreamTimeout(f"upstream {self.base_url} did not answer in time")
-        if isinstance(exc, aiohttp.ClientError | json.JSONDecodeError | ConnectionError):
+            return UpstreamTimeout(
+                f"the upstream of model {self.name!r} did not answer in time",
+                detail=f"upstream {self.base_url}",
+            )
+        if isinstance(exc, json.JSONDecodeError):
+            return self.failed("failed: it sent data that is not JSON", detail=str(exc))
+        if isinstance(exc, aiohttp.ClientError | ConnectionError):
             reason = str(exc) or type(exc).__name__
-            return UpstreamError(f"upstream {self.base_url} failed: {reason}")
+            return self.failed("failed: the connection could not be made or broke off", detail=reason)
         return exc
 
 

@@ -82,7 +82,7 @@ def record_call(deployment: str, provider: str, started: float, error: StratoErr
             status=200 if error is None else error.status,
             latency_ms=round(elapsed * 1000, 3),
             error_code=None if error is None else error.code,
-            error=None if error is None else error.message,
+            error=None if error is None else error.internal,
             started_at=time.time() - elapsed,
         )
     )

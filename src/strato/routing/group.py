@@ -211,6 +211,7 @@ class ModelGroup:
                 f"every deployment of {self.name!r} failed (the trace lists each attempt); the last: "
                 f"{error.message}",
                 headers=error.headers,
+                detail=error.detail,
             )
         raise error
 
