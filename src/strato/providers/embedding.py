@@ -11,11 +11,19 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from strato.config import ConfigError, ModelEntry
-from strato.errors import ContextLengthExceeded
+from strato.errors import ContextLengthExceeded, StratoError
 from strato.providers import Shared
 from strato.providers.loading import LazyModel
 from strato.providers.sources import package_dir
 from strato.types import EmbeddingRequest, Embeddings, ModelInfo, ModelKind, Usage
+
+BATCHES_PER_CALL = 4  # batches encoded per worker call: how much runs on after a request is cancelled
+
+
+class ShuttingDown(StratoError):
+    status = 503
+    type = "api_error"
+    code = "shutting_down"
 
 
 class SentenceTransformerOptions(BaseModel):
@@ -33,6 +41,7 @@ class SentenceTransformerEmbedder:
         self.options = options
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"strato-{name}")
         self._model: LazyModel[Any] = LazyModel(name, self._executor, self._open)
+        self._closing = False
 
     @classmethod
     def from_entry(cls, entry: ModelEntry, shared: Shared) -> SentenceTransformerEmbedder:
@@ -59,12 +68,23 @@ class SentenceTransformerEmbedder:
         return root / "model" if (root / "model" / "modules.json").is_file() else root
 
     async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        """Checked, then encoded a few batches per worker call: a request that is cancelled (its
+        client left, the server stops) stops after the batch in hand, not after every input."""
         model = await self._model.get()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._encode, model, request.inputs)
+        inputs = list(request.inputs)
+        tokens = await loop.run_in_executor(self._executor, self._count, model, inputs)
+        vectors: list[list[float]] = []
+        step = self.options.batch_size * BATCHES_PER_CALL
+        for start in range(0, len(inputs), step):
+            if self._closing:
+                raise ShuttingDown("the server is shutting down; send the request again")
+            part = inputs[start : start + step]
+            vectors += await loop.run_in_executor(self._executor, self._encode, model, part)
+        return Embeddings(vectors=vectors, usage=Usage(prompt_tokens=tokens))
 
-    def _encode(self, model: Any, inputs: tuple[str, ...]) -> Embeddings:
-        lengths = [len(ids) for ids in model.tokenizer(list(inputs))["input_ids"]]
+    def _count(self, model: Any, inputs: list[str]) -> int:
+        lengths = [len(ids) for ids in model.tokenizer(inputs)["input_ids"]]
         limit = model.get_max_seq_length()
         too_long = [i for i, n in enumerate(lengths) if limit and n > limit]
         if too_long:
@@ -72,8 +92,11 @@ class SentenceTransformerEmbedder:
                 f"input {too_long[0]} has {lengths[too_long[0]]} tokens; this model reads at most {limit}",
                 param="input",
             )
-        vectors = model.encode(list(inputs), batch_size=self.options.batch_size, convert_to_numpy=True)
-        return Embeddings(vectors=vectors.tolist(), usage=Usage(prompt_tokens=sum(lengths)))
+        return sum(lengths)
+
+    def _encode(self, model: Any, inputs: list[str]) -> list[list[float]]:
+        vectors = model.encode(inputs, batch_size=self.options.batch_size, convert_to_numpy=True)
+        return list(vectors.tolist())
 
     def _open(self) -> Any:
         # The weights are on disk; never reach for a model hub at run time.
@@ -90,5 +113,6 @@ class SentenceTransformerEmbedder:
         return SentenceTransformer(str(directory), device="cpu", local_files_only=True)
 
     async def aclose(self) -> None:
+        self._closing = True  # requests still encoding stop after their current batches
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._model.value = None

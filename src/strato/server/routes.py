@@ -57,7 +57,7 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
 
 @router.post("/v1/embeddings")
 async def embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
-    result = await _gateway(request).embed(body.to_core(), _ctx(request))
+    result = await _unless_disconnected(request, _gateway(request).embed(body.to_core(), _ctx(request)))
     return JSONResponse(embeddings_body(body.model, result, body.encoding_format))
 
 

@@ -32,6 +32,7 @@ HARMLESS_EXTRAS = {"store", "metadata", "service_tier", "parallel_tool_calls", "
 # upstream): far beyond any real schema (OpenAI's structured outputs allow 10 levels), well short of
 # what recursive code downstream (hashing a cache key, encoding the trace) can walk.
 MAX_NESTING = 64
+MAX_EMBEDDING_INPUTS = 2048  # inputs in one embeddings request, as OpenAI's API allows
 
 
 def nesting(value: Any) -> int:
@@ -227,6 +228,12 @@ class EmbeddingsRequest(BaseModel):
         inputs = [self.input] if isinstance(self.input, str) else self.input
         if not inputs:
             raise InvalidRequest("input must not be empty", param="input")
+        if len(inputs) > MAX_EMBEDDING_INPUTS:
+            raise InvalidRequest(
+                f"input has {len(inputs):,} items; at most {MAX_EMBEDDING_INPUTS} are accepted in one "
+                "request: send them in several",
+                param="input",
+            )
         if not all(isinstance(item, str) for item in inputs):
             raise InvalidRequest("token-array inputs are not supported; send text", param="input")
         if any(item == "" for item in inputs):
