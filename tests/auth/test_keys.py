@@ -85,3 +85,10 @@ def test_admin_keys_are_recorded_as_hashes_and_replaced(store: KeyStore) -> None
     store.record_admin_keys(["sk-master-two"])  # the gateway restarted with a new master key
     assert store.admin_key_matches(["sk-master-one"]) is False
     assert store.admin_key_matches(["sk-master-two"]) is True
+
+
+@pytest.mark.parametrize("expires", ["2020-01-01", 1_000.0, "0s"])
+def test_a_key_cannot_be_created_already_expired(store: KeyStore, expires: str | float) -> None:
+    with pytest.raises(ValueError, match="in the past"):
+        store.create(KeySpec(name="late", expires=expires))
+    assert store.list() == []

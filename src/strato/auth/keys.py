@@ -153,6 +153,9 @@ class KeyStore:
     ) -> tuple[VirtualKey, str]:
         """A new key and its secret (the only time the secret exists outside the caller)."""
         now = time.time() if now is None else now
+        expires_at = parse_expiry(spec.expires, now)
+        if expires_at is not None and expires_at <= now:
+            raise ValueError(f"expires {spec.expires!r} is in the past; a new key must expire later")
         key_id, secret = f"key-{secrets.token_hex(6)}", _new_secret()
         row = {
             "id": key_id,
@@ -163,7 +166,7 @@ class KeyStore:
             "budget_monthly": spec.budget_monthly,
             "rpm": spec.rpm,
             "tpm": spec.tpm,
-            "expires_at": parse_expiry(spec.expires, now),
+            "expires_at": expires_at,
             "team": spec.team,
             "metadata": json.dumps(spec.metadata) if spec.metadata else None,
             "guards": json.dumps(spec.guards) if spec.guards else None,

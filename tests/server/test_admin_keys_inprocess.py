@@ -1,0 +1,23 @@
+"""The keys admin API, in process: bad input is a 400 naming the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.inprocess import in_process
+from tests.support.upstream import Upstream
+
+MASTER = "sk-master-keys-test"
+
+
+async def test_an_expiry_in_the_past_is_a_400(tmp_path: Path, upstream: Upstream) -> None:
+    async with in_process(tmp_path, [upstream.model("echo")], server={"master_key": MASTER}) as served:
+        admin = {"authorization": f"Bearer {MASTER}"}
+        response = await served.http.post(
+            "/admin/keys", json={"name": "x", "expires": "2020-01-01"}, headers=admin
+        )
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert error["param"] == "expires" and "in the past" in error["message"]
+        listed = await served.http.get("/admin/keys", headers=admin)
+        assert listed.json()["data"] == []
