@@ -167,3 +167,27 @@ def test_anomalies_and_feedback_are_stored(judged: Store) -> None:
     feedback = judged.scores(FEEDBACK, ["a3", "a1"])
     assert [(s.trace_id, s.value) for s in feedback] == [("a1", 1.0), ("a3", 0.0), ("a3", 1.0)]
     assert feedback[0].label == "helpful" and feedback[1].comment == "it should have said no politely"
+
+
+def test_search_reads_what_was_said_not_the_json_keys_or_parameters(store_url: str) -> None:
+    """Every request's JSON has "role", "content" and "temperature": a search for them finds only
+    traces whose text says them; prompts and embedding inputs are text too."""
+    opened = open_store(store_url)
+    chat = {"messages": [{"role": "user", "content": "What role does RNA play?"}], "temperature": 0.7}
+    opened.record(
+        [
+            Trace("s1", 1.0, Endpoint.CHAT, "m", chat, completion="It carries code."),
+            Trace("s2", 2.0, Endpoint.CHAT, "m", {"messages": [{"role": "user", "content": "hi"}]}),
+            Trace(
+                "s3", 3.0, Endpoint.COMPLETION, "m", {"prompt": "Once upon a temperature", "max_tokens": 5}
+            ),
+            Trace("s4", 4.0, Endpoint.EMBEDDING, "e", {"input": ["a user manual", "content strategy"]}),
+        ]
+    )
+    assert ids(opened.traces(TraceQuery(search="role"))) == ["s1"]
+    assert ids(opened.traces(TraceQuery(search="user"))) == ["s4"]  # the role's value is not text said
+    assert ids(opened.traces(TraceQuery(search="content"))) == ["s4"]
+    assert ids(opened.traces(TraceQuery(search="temperature"))) == ["s3"]
+    assert ids(opened.traces(TraceQuery(search="CODE"))) == ["s1"]  # the answer, in any case
+    assert ids(opened.traces(TraceQuery(search="max_tokens"))) == []
+    opened.close()

@@ -14,15 +14,18 @@ from sqlalchemy import (
     Engine,
     and_,
     case,
+    cast,
     create_engine,
     delete,
     event,
     exists,
     func,
+    literal_column,
     not_,
     or_,
     select,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
@@ -102,7 +105,8 @@ class SQLStore:
     ) -> list[Trace]:
         # The id breaks ties between traces started in the same instant, so pages never overlap.
         order = (traces.c.started_at.desc(), traces.c.id.desc())
-        stmt = select(traces).order_by(*order).limit(query.limit).where(*_filters(query))
+        where = _filters(query, self.engine.dialect.name)
+        stmt = select(traces).order_by(*order).limit(query.limit).where(*where)
         if api_key is not None:
             stmt = stmt.where(traces.c.api_key == api_key)
         if statuses is not None:
@@ -256,7 +260,7 @@ def insert_rows(conn: Connection, table: str, rows: Sequence[dict[str, Any]]) ->
         conn.exec_driver_sql(sql, tuple(row[c] for row in chunk for c in columns))
 
 
-def _filters(query: TraceQuery) -> list[ColumnElement[bool]]:
+def _filters(query: TraceQuery, dialect: str) -> list[ColumnElement[bool]]:
     """The WHERE clauses of a trace query (every filter set must hold)."""
     c = traces.c
     where: list[ColumnElement[bool]] = []
@@ -280,8 +284,39 @@ def _filters(query: TraceQuery) -> list[ColumnElement[bool]]:
         where.append(_feedback_filter(query.feedback))
     for word in (query.search or "").split():
         pattern = f"%{_escape_like(word)}%"
-        where.append(or_(c.request.ilike(pattern, escape="\\"), c.completion.ilike(pattern, escape="\\")))
+        where.append(or_(_said(pattern, dialect), c.completion.ilike(pattern, escape="\\")))
     return where
+
+
+# Where a request's text is in its stored JSON: what was said, not the parameters or the JSON keys.
+TEXT_PATHS = ("lax $.messages[*].content", "lax $.prompt", "lax $.input[*]")
+
+
+def _said(pattern: str, dialect: str) -> ColumnElement[bool]:
+    """Whether the text the request carried (its messages' content, its prompt, its embedding
+    inputs) matches `pattern`, case-insensitively: searching for "role" or "temperature" must not
+    find every trace because every request's JSON has those keys."""
+    if dialect == "postgresql":
+        document = cast(traces.c.request, JSONB)
+        found = []
+        for path in TEXT_PATHS:  # strato's own constants, never a client's text
+            value = func.jsonb_path_query(document, literal_column(f"'{path}'::jsonpath")).column_valued("v")
+            said = value.op("#>>")(literal_column("'{}'::text[]"))
+            matches = said.ilike(pattern, escape="\\")
+            found.append(exists(select(1).where(func.jsonb_typeof(value) == "string", matches)))
+        return or_(*found)
+    tree = func.json_tree(traces.c.request).table_valued("key", "fullkey", "path", "type", "value")
+    text_value = or_(
+        tree.c.key == "content",
+        tree.c.fullkey == "$.prompt",
+        tree.c.path == "$.input",
+        tree.c.fullkey == "$.input",
+    )
+    return exists(
+        select(1)
+        .select_from(tree)
+        .where(tree.c.type == "text", text_value, tree.c.value.ilike(pattern, escape="\\"))
+    )
 
 
 def _feedback_filter(kind: str) -> ColumnElement[bool]:
