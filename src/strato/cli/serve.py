@@ -56,6 +56,8 @@ def serve(
         log_level=log_level.lower(),
         access_log=settings.server.access_log,
         timeout_graceful_shutdown=30,
+        limit_concurrency=settings.server.max_connections,
+        timeout_keep_alive=settings.server.keep_alive_seconds,
     )
 
 

@@ -69,6 +69,21 @@ class ServerSettings(BaseModel):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, gt=0, description="Request bodies larger than this are refused with 413."
     )
+    body_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A request body must arrive within this many seconds of the request's start; a "
+        "slower one is refused with 408 (a client trickling bytes cannot hold a connection forever).",
+    )
+    max_connections: int = Field(
+        1000,
+        gt=0,
+        description="Most connections and requests open at once (uvicorn's `limit_concurrency`); past "
+        "it new ones get 503 at once instead of piling up.",
+    )
+    keep_alive_seconds: int = Field(
+        5, gt=0, description="How long an idle keep-alive connection stays open (uvicorn's default)."
+    )
     access_log: bool = Field(
         False,
         description="Log a line per HTTP request (uvicorn's access log). Every API request is traced "

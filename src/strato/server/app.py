@@ -44,6 +44,7 @@ def create_app(settings: Settings, gateway: Gateway) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(AdminGuardMiddleware)
     app.add_middleware(UnicodeBodyMiddleware)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.server.max_body_bytes)
+    server = settings.server
+    app.add_middleware(BodyLimitMiddleware, limit=server.max_body_bytes, timeout=server.body_timeout_seconds)
     app.add_middleware(TraceContextMiddleware)
     return app

@@ -3,13 +3,14 @@ whose text is Unicode."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from strato.errors import InvalidRequest, RequestTooLarge, StratoError
+from strato.errors import InvalidRequest, RequestTimeout, RequestTooLarge, StratoError
 from strato.gateway import CallContext
 from strato.server.caching import cache_policy
 from strato.store.storable import SURROGATE, has_unencodable
@@ -58,11 +59,14 @@ def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 class BodyLimitMiddleware:
     """Refuses request bodies over `limit` bytes with 413, by Content-Length or while reading a
-    chunked body. The refusal is traced like any other rejected request."""
+    chunked body, and bodies still arriving `timeout` seconds after the request began with 408 (a
+    client that trickles its body must not hold a connection and a task forever). The refusal is
+    traced like any other rejected request."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, timeout: float = 30.0) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,12 +78,24 @@ class BodyLimitMiddleware:
                 return
         received = 0
         refused = False
+        complete = False  # the whole body is in: from then on receive() waits for the disconnect
+        deadline = asyncio.get_running_loop().time() + self.timeout
 
         async def counted() -> Message:
-            nonlocal received, refused
-            message = await receive()
+            nonlocal received, refused, complete
+            if refused:
+                return {"type": "http.disconnect"}
+            try:
+                left = deadline - asyncio.get_running_loop().time()
+                message = await (receive() if complete else asyncio.wait_for(receive(), max(left, 0.0)))
+            except TimeoutError:
+                refused = True
+                slow = RequestTimeout(f"The request body did not arrive within {self.timeout:g} s.")
+                await refuse(scope, send, slow)
+                return {"type": "http.disconnect"}
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if received > self.limit and not refused:
                     refused = True
                     await self._refuse(scope, send)
