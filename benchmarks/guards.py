@@ -1,8 +1,8 @@
 """Guards: PII against Presidio, prompt injection per source, and what the guards add to a request.
 
-The injection part is `benchmarks/injection.py` and the overhead part `benchmarks/guards_overhead.py`
-(each also runs on its own); `--only pii|injection|overhead` runs one. The rest of this text is
-about the PII part.
+The injection part is `benchmarks/injection.py`, the overhead part `benchmarks/guards_overhead.py`
+and the PII flags on benign traffic `benchmarks/pii_benign.py` (each also runs on its own);
+`--only pii|benign|injection|overhead` runs one. The rest of this text is about the PII part.
 
 PII detection: strato's scanner and Presidio's analyzer, side by side on the same labelled data.
 
@@ -210,7 +210,7 @@ def main() -> None:
     parser.add_argument("--no-ner", action="store_true", help="skip strato with its spaCy recogniser")
     parser.add_argument("--json", type=Path, default=OUT)
     parser.add_argument(
-        "--only", choices=["pii", "injection", "overhead"], help="run one part (default: all three)"
+        "--only", choices=["pii", "benign", "injection", "overhead"], help="run one part (default: all)"
     )
     args = parser.parse_args()
     if args.worker:
@@ -218,6 +218,13 @@ def main() -> None:
         return
     if args.only in (None, "pii"):
         pii(args)
+    if args.only in (None, "benign"):
+        import pii_benign  # benchmarks/pii_benign.py: PII flags on benign requests, answers, articles
+
+        flags = pii_benign.run(pii_benign.benign_texts())
+        pii_benign.print_table(flags)
+        pii_benign.OUT.parent.mkdir(parents=True, exist_ok=True)
+        pii_benign.OUT.write_text(json.dumps(flags, indent=2))
     if args.only in (None, "injection"):
         import injection  # benchmarks/injection.py: per-source rates, shipped and held out
 

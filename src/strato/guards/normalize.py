@@ -111,3 +111,36 @@ def _ascii_view(char: str) -> str:
     if char in "\u2010\u2011\u2012\u2013\u2014\u2212":  # dashes that stand in for '-'
         return "-"
     return char
+
+
+# Three or more single characters with one space between each: "j o h n @ e x a m p l e . c o m",
+# "4 1 1 1". The lookahead first: most text fails it at once.
+_SPACED_RUN = re.compile(r"(?=\S \S \S)(?<!\S)\S(?: \S){2,}(?!\S)")
+_CALCULATION = frozenset("=*×÷<>")  # "3 * 4 = 12" is arithmetic spaced out, not a word
+
+
+def closed_up(text: str) -> Normalized | None:
+    """`text` with each spaced-out word closed up ("j o h n @ e x a m p l e . c o m" becomes
+    "john@example.com"), mapped back to `text`; None when there is none. A spaced-out word is a run
+    of single characters with one space between each, at least three of them letters or digits, and
+    no sign of a calculation. Not part of `normalize`: closing up "U S A" changes words for a reader
+    of prose, so only a caller that checks what the closed-up text forms (an identifier's shape, a
+    checksum) uses it."""
+    parts: list[str] = []
+    origin: list[int] = []
+    last = 0
+    for match in _SPACED_RUN.finditer(text):
+        run = match.group(0)
+        if sum(c.isalnum() for c in run) < 3 or not _CALCULATION.isdisjoint(run):
+            continue
+        start, end = match.span()
+        parts.append(text[last:start])
+        origin.extend(range(last, start))
+        parts.append(run[::2])  # the characters, not the spaces between them
+        origin.extend(range(start, end, 2))
+        last = end
+    if not parts:
+        return None
+    parts.append(text[last:])
+    origin.extend(range(last, len(text)))
+    return Normalized("".join(parts), origin, len(text))

@@ -2,7 +2,9 @@
 
 Scores follow Presidio's scale (0..1): a checksum-validated match scores high, a bare pattern lower,
 and context words near the match ("phone", "ssn", "iban", ...) raise it. Words that say a number is
-something else ("version", "order") lower it.
+something else ("version", "order") lower it. Identifiers written to slip past a pattern have
+recognisers of their own: an e-mail address spelled out ("john [at] example [dot] com") and a card
+number grouped with dots, slashes or several separators ("4111.1111.1111.1111").
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ class Recognizer:
     check: Callable[[str], float | None]  # None: not this entity; else a score multiplier (0..1]
     context: tuple[str, ...] = ()
     against: tuple[str, ...] = ()  # words that make a match less likely to be this entity
+    # Whether a context word inside the match counts ("Main Street" supports an address); not for a
+    # spelled-out address, whose own words ("mail at example dot com") say nothing about it.
+    context_inside: bool = True
 
 
 def _digits(text: str) -> str:
@@ -137,6 +142,93 @@ _PHONE = re.compile(
     r"(?<![\w+.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]?\(?\d{1,4}\)?){1,4}"
     r"(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?!\w|-\d|[.:]\d)"
 )
+
+
+# Card numbers grouped with other separators, or several: "4111.1111.1111.1111", "4111 / 1111 /
+# 1111 / 1111", "3782_822463_10005". A real card's groups (4-4-4-4, 4-6-5, 4-6-4) are required:
+# dotted figures, dates and versions are common, and one in ten passes the Luhn check.
+_GROUP_SEPARATOR = r"(?:[ \t]{0,2}[./\\_-][ \t]{0,2}|[ \t]{1,3})"
+_CARD_GROUPED = re.compile(
+    rf"(?=\d{{4}})(?<![\w./\\-])\d{{4}}(?:(?:{_GROUP_SEPARATOR}\d{{4}}){{2,3}}(?:{_GROUP_SEPARATOR}\d{{1,4}})?|"
+    rf"{_GROUP_SEPARATOR}\d{{6}}{_GROUP_SEPARATOR}\d{{4,5}})(?![\w/\\-]|[.,]\d)"
+)
+
+
+def _grouped_card(match: str) -> float | None:
+    """As `_credit_card`, and the number must start as an issued card does (Visa 4, Mastercard 51-55
+    and 2221-2720, Amex/Diners/JCB 3, Discover/UnionPay 6): a list of years ("1998.2004.2011.2019")
+    can pass the Luhn check, but no card starts with 1 or 20."""
+    digits = _digits(match)
+    if digits[0] not in "3456" and not 222100 <= int(digits[:6]) <= 272099:
+        return None
+    return _credit_card(match)
+
+
+# E-mail addresses spelled out: "john [at] example [dot] com", "john(at)example(dot)com", "john AT
+# example DOT com", "john @ example . com", and the bare words "john at example dot com".
+_OPEN, _CLOSE = r"[\[({<]", r"[\])}>]"
+# One alternation after the spaces, not one per spelling: this runs at every word of the text.
+_AT = rf"[ \t]*+(?:{_OPEN}[ \t]*(?i:at|@)[ \t]*{_CLOSE}|(?<=[ \t])(?i:at)(?=[ \t])|@)[ \t]*+"
+_DOT = (
+    rf"[ \t]*+(?:{_OPEN}[ \t]*(?i:dot|\.)[ \t]*{_CLOSE}|(?<=[ \t])(?i:dot|\.)(?=[ \t])|(?<![ \t])\.(?![ \t]))"
+    r"[ \t]*+"
+)  # a dot with a space on one side only ends a sentence ("noon. See")
+_LABEL = r"(?>[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
+# After the first word, a look ahead for any separator at all: most words fail it at once.
+_SPELLED_EMAIL = re.compile(
+    rf"\b(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9_%+-]{{0,63}}+(?=[ \t]*+[\[({{<@.]|[ \t]++(?i:at|dot)[ \t])"
+    rf"(?:{_DOT}[A-Za-z0-9_%+-]{{1,63}}+)*+{_AT}(?:{_LABEL}{_DOT})+[A-Za-z]{{2,24}}(?![\w-])"
+)
+_AT_TOKEN, _DOT_TOKEN = re.compile(_AT), re.compile(_DOT)
+_BRACKETED = re.compile(_OPEN)
+_CAPITALS = re.compile(r"[ \t](?:AT|DOT)[ \t]")  # "john AT example DOT com", not a shouted sentence
+_SPACED_AT = re.compile(r"[ \t]@|@[ \t]")
+_SPACED_DOT = re.compile(r"[ \t]\.|\.[ \t]")
+_SPOKEN_DOT = re.compile(r"[ \t](?i:dot)[ \t]")
+# Words on either side of "at" in English that no address is made of.
+_NOT_ADDRESS_WORDS = frozenset((
+    "a", "an", "the", "this", "that", "these", "those", "my", "our", "your", "his", "her", "its",
+    "their", "me", "us", "you", "him", "them", "it", "we", "they", "i", "he", "she", "one", "here",
+    "there", "out", "online", "available",
+))  # fmt: skip
+# The top-level domains an address spelled out without brackets may end in, besides any two letters.
+_COMMON_TLDS = frozenset((
+    "com", "net", "org", "edu", "gov", "mil", "int", "info", "biz", "name", "pro", "mobi", "app",
+    "dev", "tech", "online", "site", "store", "shop", "blog", "cloud", "email", "mail", "live", "news",
+    "xyz", "club", "web", "page", "digital", "media", "agency", "company", "solutions", "services",
+))  # fmt: skip
+
+
+def _spelled_email(match: str) -> float | None:
+    """An address hidden on purpose is as sure as a plain one. The bare words ("john at example dot
+    com") are also how English says where someone was or a web address, so they score too low to
+    count without an e-mail word near."""
+    canonical = _DOT_TOKEN.sub(".", _AT_TOKEN.sub("@", match))
+    if canonical == match or not _EMAIL.fullmatch(canonical):
+        return None  # a plain address: `_EMAIL` finds it
+    if _BRACKETED.search(match):  # "[at]", "(dot)": nobody writes that by accident
+        return 1.0
+    local, domain = canonical.split("@")
+    if not _top_level_domain(domain.rsplit(".", 1)[1]):
+        return None
+    spaced_at, spoken_dot = _SPACED_AT.search(match), _SPOKEN_DOT.search(match)
+    dot_hidden = spoken_dot or _SPACED_DOT.search(match)
+    if _CAPITALS.search(match) and not local.isupper():
+        return 1.0
+    if (spaced_at and dot_hidden) or ("@" in match and spoken_dot):  # "john @ example . com"
+        return 1.0
+    if "@" in match and not spaced_at:
+        return None  # "jo@example.com . Ihre": an address, then a full stop; `_EMAIL` has it
+    if not spaced_at and not dot_hidden:
+        return None  # "registered at clinicaltrials.gov": a web address, said as English says it
+    words = {local.rsplit(".", 1)[-1].lower(), domain.split(".", 1)[0].lower()}
+    return 0.3 if words.isdisjoint(_NOT_ADDRESS_WORDS) else None
+
+
+def _top_level_domain(tld: str) -> bool:
+    """Two letters (a country's) or a common generic one, in one case: "stayed at home dot dot dot"
+    and "me @ home . Then" are sentences."""
+    return (tld.islower() or tld.isupper()) and (len(tld) == 2 or tld.lower() in _COMMON_TLDS)
 
 
 # Street addresses. The parts are built up here so each rule reads as the address it describes;
@@ -281,19 +373,19 @@ PLACE_CONTEXT = (
 )  # fmt: skip
 ADDRESS_CONTEXT = (*PLACE_CONTEXT, "apt", "apartment", "suite")
 STREET_CONTEXT = (*ADDRESS_CONTEXT, "street")
+SPELLED_EMAIL_CONTEXT = ("email", "e-mail", "mail", "contact", "write to", "reach me", "reach us", "address")
+CARD_CONTEXT = ("card", "credit", "visa", "mastercard", "amex", "debit", "cc", "payment")
+CARD_AGAINST = ("order", "tracking", "invoice", "account no")
 ADDRESS_AGAINST = ("version", "chapter", "page", "figure", "step", "section", "table", "verse", "season")
 
 
 RECOGNIZERS: tuple[Recognizer, ...] = (
     Recognizer("EMAIL_ADDRESS", _EMAIL, 1.0, lambda _: 1.0, ("email", "e-mail", "mail", "contact")),
     Recognizer(
-        "CREDIT_CARD",
-        _CREDIT_CARD,
-        1.0,
-        _credit_card,
-        ("card", "credit", "visa", "mastercard", "amex", "debit", "cc", "payment"),
-        ("order", "tracking", "invoice", "account no"),
+        "EMAIL_ADDRESS", _SPELLED_EMAIL, 1.0, _spelled_email, SPELLED_EMAIL_CONTEXT, context_inside=False
     ),
+    Recognizer("CREDIT_CARD", _CREDIT_CARD, 1.0, _credit_card, CARD_CONTEXT, CARD_AGAINST),
+    Recognizer("CREDIT_CARD", _CARD_GROUPED, 1.0, _grouped_card, CARD_CONTEXT, CARD_AGAINST),
     Recognizer("IBAN_CODE", _IBAN, 1.0, _iban, ("iban", "bank", "account", "transfer")),
     Recognizer(
         "US_SSN",
