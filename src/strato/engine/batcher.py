@@ -19,6 +19,10 @@ prompt, skips recomputing what the cache already holds.
 
 LoRA adapters apply to a whole llama.cpp context, so each step decodes the sequences of one
 adapter (or of none); groups take turns when several are busy.
+
+A sequence ends at an end-of-generation token, a stop string, `max_tokens`, or (unless the model
+turns it off) once its answer is stuck in a loop (`strato.engine.repetition`); it frees its slot
+at once, and the other sequences of the batch go on as before.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from dataclasses import dataclass, field
 
 from strato.engine.jobs import Adapter, FairQueue, Job
 from strato.engine.lookup import DraftCost, Lookup, LookupOptions
+from strato.engine.repetition import RepetitionCheck, RepetitionOptions
 from strato.engine.sampling import Sampler, SamplingDefaults, logits_at, token_logprob
 from strato.engine.weights import EngineError, Weights
 from strato.errors import StratoError
@@ -58,6 +63,7 @@ class BatcherOptions:
     retry_after: int = 1  # seconds suggested to clients refused with 429
     defaults: SamplingDefaults = field(default_factory=SamplingDefaults)
     lookup: LookupOptions = field(default_factory=LookupOptions)
+    repetition: RepetitionOptions = field(default_factory=RepetitionOptions)
 
 
 @dataclass(slots=True)
@@ -252,6 +258,8 @@ class Batcher:
             )
             if self.options.lookup.enabled:
                 job.lookup = Lookup(self.options.lookup, job.prompt)
+            if self.options.repetition.enabled:
+                job.repetition = RepetitionCheck(self.options.repetition)
         except StratoError as exc:
             job.emit(exc)
             self._release(slot)
@@ -362,15 +370,21 @@ class Batcher:
         logprob = None
         if logits is not None:
             logprob = token_logprob(logits, token, params.top_logprobs, weights.piece)
-        if job.feed(weights.piece(token), logprob):
-            self._finish(job, slot, "stop")
-        elif job.generated >= job.max_tokens:
-            self._finish(job, slot, "length")
-        else:
-            if job.lookup is not None:
-                job.lookup.append(token)
-            return token
-        return None
+        reason = job.feed(weights.piece(token), logprob)
+        if reason is not None:
+            if job.looping:
+                assert job.repetition is not None and job.repetition.found is not None
+                log.info(
+                    "stopped a runaway repetition (%s) after %d tokens on %s",
+                    job.repetition.found[0],
+                    job.generated,
+                    weights.path.name,
+                )
+            self._finish(job, slot, reason)
+            return None
+        if job.lookup is not None:
+            job.lookup.append(token)
+        return token
 
     def _finish(self, job: Job, slot: Slot, reason: FinishReason) -> None:
         self._release(slot)  # first, so a caller that sees the end also sees the slot free

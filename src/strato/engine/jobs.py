@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from strato.engine.lookup import Lookup
+from strato.engine.repetition import RepetitionCheck
 from strato.engine.sampling import Sampler
 from strato.types import Chunk, FinishReason, SamplingParams, TokenLogprob, Usage
 
@@ -39,6 +40,7 @@ class Job:
     queued_at: float = field(default_factory=time.perf_counter)
     sampler: Sampler | None = None
     lookup: Lookup | None = None  # n-gram index for prompt-lookup drafts, when the model uses them
+    repetition: RepetitionCheck | None = None  # cuts a runaway loop, unless the model turned it off
     computed: int = 0  # prompt tokens whose KV state is in the cache (reused or evaluated)
     cached: int = 0  # of those, how many came from a cached prefix
     pending: int | None = None  # the last sampled token, to be evaluated next step
@@ -59,19 +61,33 @@ class Job:
     def prefilling(self) -> bool:
         return self.computed < len(self.prompt)
 
-    def feed(self, piece: bytes, logprob: TokenLogprob | None) -> bool:
-        """Take one generated token; emits the text that is safe to show. True: a stop string hit."""
+    @property
+    def looping(self) -> bool:
+        """Whether the answer was cut as a runaway repetition (`strato.engine.repetition`)."""
+        return self.repetition is not None and self.repetition.found is not None
+
+    def feed(self, piece: bytes, logprob: TokenLogprob | None) -> FinishReason | None:
+        """Take one generated token and emit the text that is safe to show; why the job ends now, if
+        it does: `stop` for a stop string, `length` at `max_tokens` or in a runaway repetition."""
         self.generated += 1
         if logprob is not None:
             self.logprobs.append(logprob)
-        text, hit = self.text.feed(self.decoder.decode(piece))
+        decoded = self.decoder.decode(piece)
+        text, hit = self.text.feed(decoded)
         if text or self.logprobs:
             self.emit(Chunk(text=text, logprobs=tuple(self.logprobs)))
             self.logprobs = []
-        return hit
+        if hit:
+            return "stop"
+        if self.repetition is not None and self.repetition.feed(decoded):
+            return "length"
+        return "length" if self.generated >= self.max_tokens else None
 
     def finish(self, reason: FinishReason) -> None:
-        tail = "" if self.text.hit else self.text.flush(self.decoder.decode(b"", final=True))
+        # A cut loop ends as judged: the bytes of a character not yet complete are dropped, not
+        # shown as U+FFFD, which would hide the loop from the anomaly watch.
+        last = "" if self.looping else self.decoder.decode(b"", final=True)
+        tail = "" if self.text.hit else self.text.flush(last)
         usage = Usage(
             prompt_tokens=len(self.prompt), completion_tokens=self.generated, cached_tokens=self.cached
         )

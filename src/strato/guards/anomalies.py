@@ -78,6 +78,20 @@ def _content_anomalies(text: str, json_expected: bool) -> tuple[Finding, ...]:
     return tuple(sorted(findings, key=lambda f: (f.start, f.end)))
 
 
+def repetition_at_end(text: str) -> tuple[str, int] | None:
+    """(type, start) of the repetition `text` ends in, judged as `content_anomalies` judges the end
+    of an answer: REPEATED_CHARACTER (one character run), REPEATED_TOKEN (one word looping) or
+    RUNAWAY_REPETITION; None when it ends in none. Loops in which only numbers change are not
+    included. `text` is expected lowercased, as `content_anomalies` lowercases before it looks for
+    loops. The local engine runs this on the tail of every answer it generates
+    (`strato.engine.repetition`), so it looks only at the end: microseconds, whatever the length."""
+    run = _character_run_at_end(text)
+    if run is not None:
+        return run.type, run.start
+    loop = _loop_at_end(text.rstrip())
+    return (loop[0], loop[1]) if loop is not None else None
+
+
 def _is_empty(text: str) -> bool:
     rest = text.strip(_ASCII_BLANK)
     if rest.isascii():

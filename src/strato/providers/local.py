@@ -21,6 +21,7 @@ from strato.engine.batcher import BatcherOptions
 from strato.engine.jobs import Job
 from strato.engine.lookup import LookupOptions
 from strato.engine.pool import Engine, EnginePool, EngineSpec
+from strato.engine.repetition import RepetitionOptions
 from strato.engine.sampling import SamplingDefaults, grammar_for
 from strato.errors import ContextLengthExceeded, InvalidRequest, StratoError
 from strato.providers import Shared
@@ -50,6 +51,21 @@ class LlamaCppOptions(BaseModel):
     lookup_max_streams: int = Field(
         1, ge=1, description="Prompt-lookup decoding runs while at most this many requests generate."
     )
+    stop_repetition: bool = Field(
+        True,
+        description="Stop an answer stuck in a loop (a phrase, line or word repeated as the anomaly "
+        "watch's RUNAWAY_REPETITION judges it) instead of letting it run to `max_tokens` or the end of "
+        "the context. The answer keeps what was generated, loop included, and ends with "
+        "`finish_reason: length`, as a cut answer does; the trace keeps the RUNAWAY_REPETITION anomaly. "
+        "Turn it off for a model whose answers repeat on purpose.",
+    )
+    stop_repetition_tokens: int = Field(
+        64,
+        ge=0,
+        description="How many generated tokens the repeated part must cover before it is cut: a margin "
+        "for answers that repeat a line a few times and then go on (0: as soon as the watch would flag "
+        "it).",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> LlamaCppOptions:
@@ -69,6 +85,7 @@ class LlamaCppOptions(BaseModel):
             max_queue=self.max_queue,
             defaults=SamplingDefaults(top_k=self.top_k, min_p=self.min_p),
             lookup=LookupOptions(max_draft=self.lookup_draft, max_streams=self.lookup_max_streams),
+            repetition=RepetitionOptions(self.stop_repetition, self.stop_repetition_tokens),
         )
 
 
