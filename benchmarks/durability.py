@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -38,8 +36,8 @@ from typing import Any
 
 import aiohttp
 import yaml
-from gateway_overhead import MASTER_KEY, MODEL, REQUEST, Process, free_port, start_nginx
-from trace_ingest import counts, fresh_postgres
+from gateway_overhead import MASTER_KEY, MODEL, REQUEST, Process, free_port
+from trace_ingest import counts, per_store, write_json
 
 from strato.auth import KeySpec, KeyStore
 from strato.auth.journal import spend_ledger
@@ -180,29 +178,14 @@ def main() -> None:
     parser.add_argument("--stores", nargs="+", default=["sqlite", "postgresql"])
     parser.add_argument("--json", type=Path, default=Path("benchmarks/out/durability.json"))
     args = parser.parse_args()
-    results: dict[str, Any] = {"seconds": args.seconds, "clients": args.clients, "stores": {}}
-    with tempfile.TemporaryDirectory(prefix="strato-durability-") as tmp_name:
-        tmp = Path(tmp_name)
-        nginx = start_nginx(tmp)
-        try:
-            for kind in args.stores:
-                url, cleanup = (
-                    (f"sqlite:///{tmp / 'strato.db'}", None) if kind == "sqlite" else fresh_postgres()
-                )
-                try:
-                    results["stores"][kind] = {
-                        mode: run_mode(tmp, nginx.url, url, mode, args) for mode in MODES
-                    }
-                finally:
-                    if cleanup is not None:
-                        cleanup()
-                print(f"{kind}: {json.dumps(results['stores'][kind])}")
-        finally:
-            nginx.stop()
+    results: dict[str, Any] = {"seconds": args.seconds, "clients": args.clients}
+
+    def modes(tmp: Path, upstream: str, url: str) -> dict[str, Any]:
+        return {mode: run_mode(tmp, upstream, url, mode, args) for mode in MODES}
+
+    results["stores"] = per_store(args.stores, "strato-durability-", modes)
     report(results)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {args.json}")
+    write_json(results, args.json)
 
 
 def report(results: dict[str, Any]) -> None:

@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -247,33 +248,50 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("benchmarks/out/trace_ingest.json"))
     args = parser.parse_args()
     results: dict[str, Any] = {"duration_s": args.duration, "clients": args.clients, "stores": {}}
-    with tempfile.TemporaryDirectory(prefix="strato-ingest-") as tmp_name:
+
+    def parts(tmp: Path, upstream: str, url: str) -> dict[str, Any]:
+        return {
+            "serve": serve_part(tmp, upstream, url, args),
+            "capacity": capacity_part(tmp, upstream, url, args),
+            "kill": kill_part(tmp, upstream, url, args),
+        }
+
+    results["stores"] = per_store(args.stores, "strato-ingest-", parts)
+    report(results)
+    write_json(results, args.json)
+
+
+def per_store(
+    stores: list[str], prefix: str, run: Callable[[Path, str, str], dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """`run(tmp, upstream_url, database_url)` for each store (SQLite in a temporary directory, a
+    fresh PostgreSQL database on the machine's server, dropped after), in front of nginx's fixed
+    answer; the results by store."""
+    found: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp_name:
         tmp = Path(tmp_name)
         nginx = start_nginx(tmp)
         try:
-            for kind in args.stores:
+            for kind in stores:
                 print(f"{kind}:")
-                if kind == "sqlite":
-                    url, cleanup = f"sqlite:///{tmp / 'strato.db'}", None
-                else:
-                    url, cleanup = fresh_postgres()
+                url, cleanup = (
+                    (f"sqlite:///{tmp / 'strato.db'}", None) if kind == "sqlite" else fresh_postgres()
+                )
                 try:
-                    parts = {
-                        "serve": serve_part(tmp, nginx.url, url, args),
-                        "capacity": capacity_part(tmp, nginx.url, url, args),
-                        "kill": kill_part(tmp, nginx.url, url, args),
-                    }
+                    found[kind] = run(tmp, nginx.url, url)
                 finally:
                     if cleanup is not None:
                         cleanup()
-                results["stores"][kind] = parts
-                print(f"  {json.dumps(parts)}")
+                print(f"  {json.dumps(found[kind])}")
         finally:
             nginx.stop()
-    report(results)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {args.json}")
+    return found
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {path}")
 
 
 def report(results: dict[str, Any]) -> None:

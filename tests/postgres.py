@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -25,3 +26,12 @@ def postgres_url() -> Iterator[str]:
             yield f"postgresql://root@127.0.0.1:5432/{name}"
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A test runs twice: on a SQLite file, and on a fresh PostgreSQL database (`postgres_url`)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'data' / 'strato.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url

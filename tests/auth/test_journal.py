@@ -16,21 +16,16 @@ from strato.auth.limits import InProcessLedger
 from strato.store.migrations import MIGRATIONS, migrate
 from strato.store.sql import SQLStore
 from strato.types import Endpoint, Trace
+from tests.postgres import database_url
+
+__all__ = ["database_url"]
 
 NOW = 1_800_000_000.0
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'strato.db'}"
-    found: str = request.getfixturevalue("postgres_url")
-    return found
-
-
 @pytest.fixture
-def journal(url: str) -> Iterator[SpendJournal]:
-    made = SpendJournal(SQLStore.open(url).engine, hold_seconds=600)
+def journal(database_url: str) -> Iterator[SpendJournal]:
+    made = SpendJournal(SQLStore.open(database_url).engine, hold_seconds=600)
     yield made
     made.close()
     made.engine.dispose()

@@ -14,7 +14,7 @@ import pytest
 from strato.auth import KeySpec, KeyStore
 from strato.auth.journal import SpendJournal
 from strato.store.sql import SQLStore
-from tests.postgres import postgres_url
+from tests.postgres import database_url, postgres_url
 from tests.support.gateway import GatewayProcess
 from tests.support.upstream import Upstream
 
@@ -22,15 +22,7 @@ MASTER = "sk-master-crash-test"
 COST = 2.0  # "echo: hi" is 2 generated tokens at $1 each
 ACKNOWLEDGED = 80  # answers received before the crash
 
-__all__ = ["postgres_url"]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'data' / 'strato.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
+__all__ = ["database_url", "postgres_url"]
 
 
 async def crash_under_load(process: GatewayProcess, headers: dict[str, str]) -> list[str]:
