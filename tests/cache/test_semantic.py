@@ -1,5 +1,6 @@
 """The cache step with the real embedding model (all-MiniLM-L6-v2) on both backends: a paraphrase
-is answered from the cache, its negation and other conversations, parameters or tenants are not."""
+is answered from the cache; its negation, a question asking another thing about the same subject,
+and other conversations, parameters or tenants are not."""
 
 from __future__ import annotations
 
@@ -71,6 +72,37 @@ async def test_the_opposite_question_is_not_answered_unless_the_guard_is_off(mak
     assert (await cache.lookup(ask("How do I disable dark mode?"), "tenant-a", CachePolicy())).result == MISS
     unguarded = make_cache(semantic={"guard": False})  # MiniLM puts the two at cosine 0.92
     assert (await unguarded.lookup(ask("How do I disable dark mode?"), "tenant-a", CachePolicy())).result == (
+        HIT_SEMANTIC
+    )
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
+        (  # MiniLM: cosine 0.92
+            "What was the total number of sheltered homeless people in 2008 report?",
+            "In 2008 report what percentage of the sheltered homeless population were homeless as "
+            "individuals?",
+        ),
+        ("When did the outbreak begin?", "Where did the outbreak begin?"),  # 0.97
+        ("Who designed the first vaccine?", "Why was the first vaccine designed?"),  # 0.93
+    ],
+    ids=["count-vs-share", "when-vs-where", "who-vs-why"],
+)
+async def test_another_thing_asked_about_the_same_subject_is_not_answered_unless_the_guard_is_off(
+    make_cache: Any, stored: str, asked: str
+) -> None:
+    cache = make_cache()
+    await remember(cache, ask(stored))
+    assert (await cache.lookup(ask(asked), "tenant-a", CachePolicy())).result == MISS
+    unguarded = make_cache(semantic={"guard": False})
+    assert (await unguarded.lookup(ask(asked), "tenant-a", CachePolicy())).result == HIT_SEMANTIC
+
+
+async def test_a_paraphrase_with_another_question_word_is_answered(make_cache: Any) -> None:
+    cache = make_cache()
+    await remember(cache, ask("What time does the bakery open?"))
+    assert (await cache.lookup(ask("When does the bakery open?"), "tenant-a", CachePolicy())).result == (
         HIT_SEMANTIC
     )
 

@@ -13,16 +13,26 @@ these cheap checks on the words the two questions do not share:
 - the same word after `from`, `to` (after `from`), `than`, `into`, `vs` when both have it ("from
   Boston to Denver"), and after the first `to` when both use the same words ("celsius to
   fahrenheit" is not "fahrenheit to celsius").
+- the same thing asked for (`strato.cache.asked`): the kind of answer the question word wants
+  ("how many" is not "what percentage", "when" not "where", "who" not "why"), the same asked-for
+  noun in the same frame ("the genus of" is not "the family of"), a count of what was used not
+  set against one of what is left, and who acts on whom not swapped ("can you call me Sam" /
+  "can I call you Sam").
 
 A false refusal costs one upstream call; a false match serves a wrong answer. The checks lean to
 refusing. Their effect on hit and false-hit rates is measured by benchmarks/semantic_cache.py.
+They run on every semantic lookup, for each candidate: plain lookups over the words, and a question
+read once is remembered (`read` keeps the last 1,024).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from dataclasses import dataclass
+
+from strato.cache.asked import Asked, asked, clash
 
 NEGATIONS = frozenset({
     "not", "no", "never", "none", "nothing", "nobody", "nowhere", "neither", "nor", "without", "cannot",
@@ -72,6 +82,7 @@ OPPOSITES = [
     ("good", "bad"),
     ("high", "low"),
     ("higher", "lower"),
+    ("upper", "lower"),
     ("highest", "lowest"),
     ("cheap", "expensive"),
     ("cheapest", "expensive"),
@@ -175,6 +186,7 @@ class Words:
     numbers: frozenset[str]
     named: frozenset[str]
     after: dict[str, frozenset[str]]  # a directional preposition -> the words after it
+    asked: Asked  # what the question asks for, its head stemmed
 
 
 def differ(a: str, b: str) -> str | None:
@@ -195,10 +207,12 @@ def differ(a: str, b: str) -> str | None:
             return "direction"
     if left.stems == right.stems and left.after.get("to*") != right.after.get("to*"):
         return "order"  # the same words around "to", swapped: "convert celsius to fahrenheit"
-    return None
+    return clash(left.asked, right.asked, left.stems, right.stems)
 
 
+@functools.lru_cache(maxsize=1024)
 def read(text: str) -> Words:
+    """What the checks need of `text`, remembered: a lookup checks one question against up to eight."""
     lowered = text.lower()
     for pattern, replacement in CONTRACTIONS:
         lowered = pattern.sub(replacement, lowered)
@@ -212,7 +226,14 @@ def read(text: str) -> Words:
     negations = {t for t in tokens if t in NEGATIONS}
     after = _objects(tokens)
     stems = [stem(t) for t in tokens if t not in NEGATIONS and not _is_number(t)]
-    return Words(frozenset(stems), frozenset(negations), frozenset(numbers), frozenset(named), after)
+    return Words(
+        frozenset(stems),
+        frozenset(negations),
+        frozenset(numbers),
+        frozenset(named),
+        after,
+        asked(tokens, stem),
+    )
 
 
 def _objects(tokens: list[str]) -> dict[str, frozenset[str]]:
@@ -252,12 +273,14 @@ def opposite(a: str, b: str) -> bool:
     return bool(_unprefixed(a) & _unprefixed(b))
 
 
-def _unprefixed(word: str) -> set[str]:
+@functools.lru_cache(maxsize=16384)
+def _unprefixed(word: str) -> frozenset[str]:
+    """`word` and what is left of it without each polarity prefix it starts with."""
     forms = {word}
     for prefix in POLARITY_PREFIXES:
         if word.startswith(prefix) and len(word) - len(prefix) >= MIN_STEM:
             forms.add(word[len(prefix) :])
-    return forms
+    return frozenset(forms)
 
 
 def _is_number(token: str) -> bool:
