@@ -340,13 +340,13 @@ class Gateway:
 
     def _finish(self, trace: Trace, ctx: CallContext) -> list[Future[None]]:
         """Price, settle and record the request, once. Returns the commits its answer must wait for:
-        the budget's settlement in the spend journal, and the trace itself with `observe.durable`."""
+        the budget's hold and settlement in the spend journal, and the trace with `observe.durable`."""
         _routed(trace, ctx.notes)
         price = self.models.price(trace.deployment) if trace.cache is None else Price()
         if price is not None:
             trace.cost = price.cost(trace.prompt_tokens, trace.completion_tokens)
         ctx.cost = trace.cost
-        settled = self.auth.settle_soon(ctx.grant, trace.prompt_tokens + trace.completion_tokens, trace.cost)
+        commits = self.auth.settle_soon(ctx.grant, trace.prompt_tokens + trace.completion_tokens, trace.cost)
         ctx.grant = None  # settled once, however the request ended
         ctx.recorded = True
         trace.ended_at = time.time()
@@ -356,7 +356,6 @@ class Gateway:
             self.watch.check(trace, label or UNKNOWN_MODEL_LABEL)  # sets trace.anomalies
         trace.spans = finish_spans(ctx.spans, trace, ctx.notes)
         measured = self.metrics.observe(trace, label or UNKNOWN_MODEL_LABEL)
-        commits = [settled] if settled is not None else []
         if self.durable:
             commits.append(self.recorder.submit_durable(trace))
         else:

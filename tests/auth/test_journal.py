@@ -32,7 +32,7 @@ def journal(database_url: str) -> Iterator[SpendJournal]:
 
 
 async def test_settled_spend_is_read_back_per_period(journal: SpendJournal) -> None:
-    await journal.hold("k", "t1", 5.0, NOW)
+    await asyncio.wrap_future(journal.hold("k", "t1", 5.0, NOW))
     assert journal.settle("k", "t1", 1.25, NOW).result(10) is None
     assert journal.settle("k", "old", 9.0, NOW - 86400).result(10) is None
     assert journal.settle("other", "t2", 3.0, NOW).result(10) is None
@@ -43,11 +43,13 @@ async def test_settled_spend_is_read_back_per_period(journal: SpendJournal) -> N
 
 async def test_a_dead_gateways_unsettled_holds_count_until_they_lapse(journal: SpendJournal) -> None:
     dead = SpendJournal(journal.engine, hold_seconds=600)
-    await dead.hold("k", "running", 4.0, NOW)
-    await dead.hold("k", "done", 2.0, NOW)
+    await asyncio.wrap_future(dead.hold("k", "running", 4.0, NOW))
+    await asyncio.wrap_future(dead.hold("k", "done", 2.0, NOW))
     assert dead.settle("k", "done", 1.0, NOW).result(10) is None
     dead.close()  # the process "dies": "running" never settles
-    await journal.hold("k", "mine", 7.0, NOW)  # this process's own: in its ledger's memory
+    await asyncio.wrap_future(
+        journal.hold("k", "mine", 7.0, NOW)
+    )  # this process's own: in its ledger's memory
     assert journal.open_holds("k", NOW - 60, NOW + 1) == [(4.0, NOW + 600)]
     assert journal.open_holds("k", NOW - 60, NOW + 601) == []
 
@@ -69,7 +71,7 @@ async def test_concurrent_entries_share_commits(journal: SpendJournal) -> None:
         write(entries)  # type: ignore[arg-type]
 
     journal._writer._write = counting  # type: ignore[method-assign]
-    await asyncio.gather(*(journal.hold("k", f"t{i}", 0.01, NOW) for i in range(200)))
+    await asyncio.gather(*(asyncio.wrap_future(journal.hold("k", f"t{i}", 0.01, NOW)) for i in range(200)))
     assert sum(writes) == 200
     assert len(writes) < 100  # grouped: far fewer transactions than entries
     with journal.engine.connect() as conn:

@@ -4,6 +4,7 @@ their budget for the request's worst-case cost until its real cost is known."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import time
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from strato.auth.journal import JournalUnavailable, SpendJournal
+from strato.auth.journal import SpendJournal
 from strato.auth.keys import KeyStore, VirtualKey
 from strato.auth.limits import (
     InProcessLedger,
@@ -68,6 +69,7 @@ class Grant:
     key: VirtualKey | None = None
     reserved: float = 0.0
     ticket: str = ""  # names the request to the limiter and the ledger (its rpm count, its hold)
+    held: Future[None] | None = None  # the hold's commit to the spend journal, while the request runs
 
 
 MASTER = VirtualKey(MASTER_KEY_ID, "master key")  # no model list, no limits, no budget
@@ -178,7 +180,8 @@ class Authority:
     ) -> Grant:
         """`admit`, on a thread of its own when the limits are shared, so a slow Redis or
         PostgreSQL holds up this request only, not every request on the event loop. A budgeted
-        key's hold is committed to the spend journal before the request may run."""
+        key's hold goes to the spend journal, committed while the request runs (the answer waits
+        for it, with the settlement: `settle_soon`)."""
         if key is MASTER:
             return self.admit(key, request, price, context_length, prompt_tokens, ticket)
         if self._threads is None:
@@ -189,11 +192,8 @@ class Authority:
                 self._threads, self.admit, key, request, price, context_length, prompt_tokens, ticket
             )
         if self.journal is not None and budgets(key):
-            try:
-                await self.journal.hold(key.id, grant.ticket, grant.reserved, self.clock())
-            except JournalUnavailable as exc:
-                self._soon(self._undo, grant)
-                raise LimitsUnavailable(f"API key {key.id} has a budget, and {exc}") from None
+            held = self.journal.hold(key.id, grant.ticket, grant.reserved, self.clock())
+            grant = dataclasses.replace(grant, held=held)
         return grant
 
     def release(self, grant: Grant | None) -> None:
@@ -202,31 +202,24 @@ class Authority:
         if grant is not None and grant.key is not None:
             self._soon(self._release, grant.key, grant.ticket)
 
-    def settle_soon(self, grant: Grant | None, tokens: int, cost: float | None) -> Future[None] | None:
+    def settle_soon(self, grant: Grant | None, tokens: int, cost: float | None) -> list[Future[None]]:
         """`settle`, off the event loop when the limits are shared. A budgeted key's settlement also
-        goes to the spend journal: the future is done once it is committed there, and the gateway
-        releases the answer after that. A clean shutdown waits for the settles still running."""
+        goes to the spend journal: the futures are done once the hold and the settlement are
+        committed there, and the gateway releases the answer after that. A clean shutdown waits for
+        the settles still running."""
         if grant is None or grant.key is None:
-            return None
+            return []
         self._soon(self.settle, grant, tokens, cost)
         if self.journal is None or not budgets(grant.key):
-            return None
-        return self.journal.settle(grant.key.id, grant.ticket, cost or 0.0, self.clock())
+            return []
+        settled = self.journal.settle(grant.key.id, grant.ticket, cost or 0.0, self.clock())
+        return [grant.held, settled] if grant.held is not None else [settled]
 
     def _soon(self, work: Callable[..., None], *args: object) -> None:
         if self._threads is None:
             work(*args)
         else:
             self._threads.submit(work, *args)
-
-    def _undo(self, grant: Grant) -> None:
-        """Take back an admission whose hold could not be committed (nothing ran)."""
-        assert grant.key is not None
-        self._release(grant.key, grant.ticket)
-        try:
-            self.ledger.settle(grant.key, grant.reserved, 0.0, self.clock(), grant.ticket)
-        except LimitsUnavailable as exc:
-            log.warning("could not give back the hold of key %s: %s", grant.key_id, exc.message)
 
     def settle(self, grant: Grant | None, tokens: int, cost: float | None) -> None:
         """The request is over: count its tokens and replace its hold with its real cost."""

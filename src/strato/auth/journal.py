@@ -4,8 +4,10 @@ Budgets are checked against counters (in this process, Redis or PostgreSQL) that
 lost: a process dies, Redis restarts. Those counters start each period from this journal, so it
 must hold every request's spend the moment the request has cost anything:
 
-- before a budgeted request runs, its hold (worst-case cost) is committed here;
-- before its answer is released, its settlement (what it really cost) is committed here.
+- when a budgeted request is admitted, its hold (worst-case cost) is handed over, and committed
+  while the request runs;
+- before its answer is released, its settlement (what it really cost) is committed here, and the
+  answer waits for the hold's commit too.
 
 A crash therefore never forgets spend that was acknowledged to a client, and a request that was
 running when its gateway died keeps its hold until `limits.hold_seconds` pass (as the shared
@@ -24,7 +26,6 @@ on this machine's PostgreSQL instead of 0.2 ms).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -57,10 +58,6 @@ spend_ledger = Table(
 )
 
 
-class JournalUnavailable(Exception):
-    """The journal entry was not committed in time (the database is down or stuck)."""
-
-
 @dataclass(frozen=True, slots=True)
 class Entry:
     ticket: str
@@ -87,10 +84,10 @@ class SpendJournal:
         self._connection: Any = None  # the writer thread's own, opened on its first write
         self._writer: BatchWriter[Entry] = BatchWriter(self._write, what="spend entries", flush_interval=1.0)
 
-    async def hold(self, key_id: str, ticket: str, amount: float, at: float) -> None:
-        """Commit a hold of `amount` USD; raises JournalUnavailable when it is not committed in time."""
+    def hold(self, key_id: str, ticket: str, amount: float, at: float) -> Future[None]:
+        """Hand over a hold of `amount` USD; the future is done once it is committed."""
         entry = Entry(ticket, "hold", key_id, at, amount, at + self.hold_seconds, self.process)
-        await _committed(self._writer.submit_durable(entry))
+        return self._writer.submit_durable(entry)
 
     def settle(self, key_id: str, ticket: str, cost: float, at: float) -> Future[None]:
         """Hand over a settlement; the future is done once it is committed."""
@@ -165,10 +162,3 @@ class SpendJournal:
             self._connection.invalidate()  # a new connection next time, whatever went wrong
             self._connection = None
             raise
-
-
-async def _committed(done: Future[None]) -> None:
-    try:
-        await asyncio.wait_for(asyncio.wrap_future(done), COMMIT_TIMEOUT)
-    except TimeoutError:
-        raise JournalUnavailable(f"the spend journal did not commit within {COMMIT_TIMEOUT:.0f}s") from None
