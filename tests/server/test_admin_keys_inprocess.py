@@ -21,3 +21,15 @@ async def test_an_expiry_in_the_past_is_a_400(tmp_path: Path, upstream: Upstream
         assert error["param"] == "expires" and "in the past" in error["message"]
         listed = await served.http.get("/admin/keys", headers=admin)
         assert listed.json()["data"] == []
+
+
+async def test_an_expiry_out_of_range_is_a_400(tmp_path: Path, upstream: Upstream) -> None:
+    async with in_process(tmp_path, [upstream.model("echo")], server={"master_key": MASTER}) as served:
+        admin = {"authorization": f"Bearer {MASTER}"}
+        for expires in ("0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59"):
+            response = await served.http.post(
+                "/admin/keys", json={"name": "x", "expires": expires}, headers=admin
+            )
+            assert response.status_code == 400, response.text
+            error = response.json()["error"]
+            assert error["param"] == "expires" and "out of range" in error["message"]

@@ -23,6 +23,8 @@ from strato.errors import InvalidRequest, StratoError
 from strato.gateway import Gateway
 from strato.server.errors import error_response
 from strato.server.middleware import bearer_token
+from strato.server.openapi import BODY_ERRORS, errors, json_body
+from strato.server.schemas import DeletedModel, Model
 from strato.server.wire import models_body
 
 router = APIRouter(prefix="/admin")
@@ -35,6 +37,10 @@ class Forbidden(StratoError):
     status = 403
     type = "permission_error"
     code = "admin_forbidden"
+
+
+# Every admin route can refuse the caller.
+FORBIDDEN = (403, "Not the master key (or `server.admin_key`), or the admin API is off (`admin_forbidden`).")
 
 
 def is_admin(settings: Settings, credential: str | None) -> bool:
@@ -107,7 +113,17 @@ def admin_gateway(request: Request) -> Gateway:
     return gateway
 
 
-@router.post("/models", status_code=201)
+@router.post(
+    "/models",
+    status_code=201,
+    response_model=Model,
+    responses=errors(*BODY_ERRORS, FORBIDDEN, 500),
+    openapi_extra=json_body(
+        ModelEntry,
+        "A model entry, as under `models:` in strato.yaml; other fields are the provider's options.",
+        {"name": "qwen-remote", "provider": "openai", "base_url": "http://127.0.0.1:8080/v1"},
+    ),
+)
 async def add_model(request: Request, body: dict[str, Any]) -> JSONResponse:
     """Serve a new model entry, in the same shape as an entry of `models:` in strato.yaml."""
     gateway = admin_gateway(request)
@@ -122,7 +138,12 @@ async def add_model(request: Request, body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(models_body(infos, request.app.state.started)["data"][0], status_code=201)
 
 
-@router.delete("/models/{name}")
+# `:path`: model names may hold a slash (`meta-llama/Llama-3.2-1B`).
+@router.delete(
+    "/models/{name:path}",
+    response_model=DeletedModel,
+    responses=errors(FORBIDDEN, (404, "No model of this name is served (`model_not_found`)."), 500),
+)
 async def remove_model(name: str, request: Request) -> Response:
     """Stop serving `name`; requests already running finish first."""
     await admin_gateway(request).models.remove(name)

@@ -18,6 +18,7 @@ from strato.server.feedback import router as feedback_router
 from strato.server.guards import router as guards_router
 from strato.server.keys import router as keys_router
 from strato.server.middleware import BodyLimitMiddleware, TraceContextMiddleware, UnicodeBodyMiddleware
+from strato.server.openapi import install_openapi
 from strato.server.routes import router
 from strato.server.traces import router as traces_router
 
@@ -42,6 +43,7 @@ def create_app(settings: Settings, gateway: Gateway) -> FastAPI:
     app.include_router(traces_router)
     app.include_router(feedback_router)
     install_error_handlers(app)
+    install_openapi(app, settings)
     app.add_middleware(AdminGuardMiddleware)
     app.add_middleware(UnicodeBodyMiddleware)
     server = settings.server

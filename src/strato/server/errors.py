@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from strato.errors import InvalidRequest, StratoError
 from strato.gateway import CallContext, InternalError
@@ -20,12 +21,14 @@ log = logging.getLogger(__name__)
 
 
 UNDECODABLE_BODY = "There was an error parsing the body"  # FastAPI's detail when the bytes do not decode
+LOCATIONS = {"body", "query", "path", "header", "cookie"}  # where FastAPI says a bad value was
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def error_response(error: StratoError, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(
-        error.to_body(), status_code=error.status, headers={**error.headers, **(headers or {})}
-    )
+    # A client's invalid request is a 400 here, as at OpenAI, also when an upstream said 422.
+    status = 400 if error.status == 422 else error.status
+    return JSONResponse(error.to_body(), status_code=status, headers={**error.headers, **(headers or {})})
 
 
 def validation_error(exc: RequestValidationError) -> InvalidRequest:
@@ -37,7 +40,8 @@ def validation_error(exc: RequestValidationError) -> InvalidRequest:
             f"({first.get('ctx', {}).get('error', 'invalid JSON')}).",
             code="invalid_json",
         )
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    loc = [str(p) for p in first.get("loc", ())]
+    loc = loc[1:] if loc and loc[0] in LOCATIONS else loc
     # Union types add the member's name to the location ("messages.0.content.str"); keep the path.
     param = ".".join(p for p in loc if p not in {"str", "list[str]", "list[int]", "list[list[int]]"}) or None
     if first.get("type") == "missing":
@@ -81,6 +85,17 @@ async def _unreadable(request: Request) -> InvalidRequest:
     )
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path. (Starlette names only those of the route that
+    matched the path first, when several routes share it with different methods.)"""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StratoError)
     async def _strato_error(request: Request, exc: StratoError) -> JSONResponse:
@@ -99,16 +114,17 @@ def install_error_handlers(app: FastAPI) -> None:
             unreadable = await _unreadable(request)
             await _record(request, unreadable)
             return error_response(unreadable)
+        headers = dict(exc.headers or {})
         error = StratoError(str(exc.detail))
         error.status, error.type = exc.status_code, "invalid_request_error"
-        error.code = (
-            "not_found"
-            if exc.status_code == 404
-            else "method_not_allowed"
-            if exc.status_code == 405
-            else None
-        )
-        return error_response(error, headers=dict(exc.headers or {}))
+        error.code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        if exc.status_code == 405:
+            allowed = allowed_methods(request)
+            headers["Allow"] = ", ".join(allowed)
+            error.message = (
+                f"{request.method} is not allowed on {request.url.path}; use {' or '.join(allowed)}."
+            )
+        return error_response(error, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -17,7 +17,7 @@ trace is 404 `trace_not_found`, like one that does not exist), the admin key on 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -30,12 +30,15 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    WithJsonSchema,
 )
 from starlette.concurrency import run_in_threadpool
 
 from strato.errors import InvalidRequest
 from strato.gateway import Gateway
 from strato.observe.export import feedback_json
+from strato.server.openapi import BODY_ERRORS, errors, json_body
+from strato.server.resources import Feedback
 from strato.server.traces import TraceNotFound, visible_key, visible_trace
 from strato.store.sql import FEEDBACK
 from strato.types import Score
@@ -49,14 +52,32 @@ class FeedbackBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     trace_id: StrictStr = Field(min_length=1, max_length=64)
-    score: StrictBool | StrictInt | StrictFloat
+    score: Annotated[  # the range is checked in `_parsed`, with a message saying what a score is
+        StrictBool | StrictInt | StrictFloat,
+        WithJsonSchema({"anyOf": [{"type": "boolean"}, {"type": "number", "minimum": 0, "maximum": 1}]}),
+    ]
     label: StrictStr | None = Field(None, max_length=128)
     comment: StrictStr | None = None
     correction: StrictStr | None = None
     source: StrictStr = Field("api", min_length=1, max_length=64)
 
 
-@router.post("/v1/feedback", status_code=201)
+@router.post(
+    "/v1/feedback",
+    status_code=201,
+    response_model=Feedback,
+    responses=errors(
+        *BODY_ERRORS,
+        401,
+        (404, "No trace with this id that the key may see (`trace_not_found`)."),
+        500,
+    ),
+    openapi_extra=json_body(
+        FeedbackBody,
+        "Feedback on the answer of the trace `trace_id`.",
+        {"trace_id": "3f2a9c1e8b7d4e6fa0b1c2d3e4f5a6b7", "score": 1, "label": "helpful"},
+    ),
+)
 async def give_feedback(request: Request) -> JSONResponse:
     own = await run_in_threadpool(visible_key, request)  # 401 (audited) before the body is read
     body = _parsed(await request.body())

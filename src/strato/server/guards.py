@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from strato.gateway import Gateway
 from strato.guards.step import GuardSet
 from strato.server.middleware import bearer_token
+from strato.server.openapi import BODY_ERRORS, errors
+from strato.server.resources import GuardScan
 
 router = APIRouter()
 
@@ -24,7 +26,7 @@ class ScanRequest(BaseModel):
     system: str | None = Field(None, max_length=1_000_000)  # the system prompt `text` is sent under
 
 
-@router.post("/v1/guards/scan")
+@router.post("/v1/guards/scan", response_model=GuardScan, responses=errors(*BODY_ERRORS, 401, 500))
 async def scan(body: ScanRequest, request: Request) -> JSONResponse:
     """Needs a key like every /v1 route once a master key is set; a virtual key's guard settings
     apply to its scans as to its requests."""

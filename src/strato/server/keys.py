@@ -3,14 +3,16 @@ a secret appears in a response only when it is created or rotated."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 
 from strato.auth import MASTER_KEY_ID, KeySpec, KeyStore, VirtualKey
 from strato.errors import InvalidRequest, StratoError
-from strato.server.admin import admin_gateway
+from strato.server.admin import FORBIDDEN, admin_gateway
+from strato.server.openapi import BODY_ERRORS, errors
+from strato.server.resources import ApiKeyList, ApiKeyWithSecret, DeletedApiKey
 
 router = APIRouter(prefix="/admin/keys")
 
@@ -19,6 +21,11 @@ class KeyNotFound(StratoError):
     status = 404
     type = "invalid_request_error"
     code = "key_not_found"
+
+
+# Shown, not enforced: any other id is a key that does not exist (404).
+KEY_ID = Path(json_schema_extra={"pattern": "^key-[0-9a-f]{12}$"})
+NOT_FOUND = (404, "No live key with this id (`key_not_found`).")
 
 
 # The admin API accepts only the master key (or the older admin key), so its changes are audited as
@@ -37,32 +44,39 @@ def _shown(key: VirtualKey, secret: str | None = None) -> dict[str, Any]:
     return {**body, "key": secret} if secret is not None else body
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    response_model=ApiKeyWithSecret,
+    responses=errors(*BODY_ERRORS, FORBIDDEN, 500),
+)
 async def create_key(request: Request, body: KeySpec) -> JSONResponse:
     keys = _keys(request)
     try:
         key, secret = keys.create(body, actor=ADMIN_ACTOR)
     except ValueError as exc:
         raise InvalidRequest(str(exc), param="expires") from None
+    except OverflowError:  # a time whose offset takes it past year 1 or 9999 in local time
+        raise InvalidRequest(f"expires {body.expires!r} is out of range", param="expires") from None
     return JSONResponse(_shown(key, secret), status_code=201)
 
 
-@router.get("")
-async def list_keys(request: Request) -> JSONResponse:
-    revoked = request.query_params.get("include_revoked") in {"1", "true"}
-    return JSONResponse({"object": "list", "data": [_shown(k) for k in _keys(request).list(revoked)]})
+@router.get("", response_model=ApiKeyList, responses=errors(400, FORBIDDEN, 500))
+async def list_keys(request: Request, include_revoked: bool = False) -> JSONResponse:
+    keys = _keys(request).list(include_revoked)
+    return JSONResponse({"object": "list", "data": [_shown(k) for k in keys]})
 
 
-@router.delete("/{key_id}")
-async def revoke_key(key_id: str, request: Request) -> JSONResponse:
+@router.delete("/{key_id}", response_model=DeletedApiKey, responses=errors(FORBIDDEN, NOT_FOUND, 500))
+async def revoke_key(key_id: Annotated[str, KEY_ID], request: Request) -> JSONResponse:
     key = _keys(request).revoke(key_id, actor=ADMIN_ACTOR)
     if key is None:
         raise KeyNotFound(f"No live API key with id {key_id!r}.")
     return JSONResponse({**_shown(key), "deleted": True})
 
 
-@router.post("/{key_id}/rotate")
-async def rotate_key(key_id: str, request: Request) -> JSONResponse:
+@router.post("/{key_id}/rotate", response_model=ApiKeyWithSecret, responses=errors(FORBIDDEN, NOT_FOUND, 500))
+async def rotate_key(key_id: Annotated[str, KEY_ID], request: Request) -> JSONResponse:
     rotated = _keys(request).rotate(key_id, actor=ADMIN_ACTOR)
     if rotated is None:
         raise KeyNotFound(f"No live API key with id {key_id!r}.")

@@ -10,13 +10,23 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from strato.config import Settings
 from strato.errors import ClientDisconnected, StratoError
 from strato.gateway import CallContext, Gateway
 from strato.server.admin import matches_any
 from strato.server.middleware import bearer_token
+from strato.server.openapi import MODEL_ERRORS, errors
+from strato.server.schemas import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    EmbeddingList,
+    Health,
+    ModelList,
+    TextCompletion,
+    streamed,
+)
 from strato.server.wire import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -41,38 +51,79 @@ def _ctx(request: Request) -> CallContext:
     return ctx
 
 
-@router.post("/v1/chat/completions", response_model=None)
+# On the model routes: which model a 403 or 404 is about.
+MODEL_REFUSALS = (
+    (403, "The key may not use this model (`model_not_allowed`)."),
+    (404, "No model of this name is configured (`model_not_found`)."),
+)
+
+
+def _model_errors() -> dict[int | str, dict[str, Any]]:
+    return {**errors(*MODEL_ERRORS), **errors(*MODEL_REFUSALS)}
+
+
+@router.post(
+    "/v1/chat/completions",
+    response_model=ChatCompletion,
+    responses={
+        200: {
+            "description": "The answer; with `stream: true`, server-sent events.",
+            "content": streamed(ChatCompletionChunk, "A ChatCompletionChunk per event."),
+        },
+        **_model_errors(),
+    },
+)
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
     return await _generate(
         request, body.to_core(), chat=True, include_usage=body.include_usage, stream=body.stream
     )
 
 
-@router.post("/v1/completions", response_model=None)
+@router.post(
+    "/v1/completions",
+    response_model=TextCompletion,
+    responses={
+        200: {
+            "description": "The completion; with `stream: true`, server-sent events.",
+            "content": streamed(TextCompletion, "A TextCompletion per event."),
+        },
+        **_model_errors(),
+    },
+)
 async def completions(body: CompletionRequest, request: Request) -> Response:
     return await _generate(
         request, body.to_core(), chat=False, include_usage=body.include_usage, stream=body.stream
     )
 
 
-@router.post("/v1/embeddings")
+@router.post("/v1/embeddings", response_model=EmbeddingList, responses=_model_errors())
 async def embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
     result = await _unless_disconnected(request, _gateway(request).embed(body.to_core(), _ctx(request)))
     return JSONResponse(embeddings_body(body.model, result, body.encoding_format))
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", response_model=ModelList, responses=errors(401, 500))
 async def list_models(request: Request) -> JSONResponse:
     _gateway(request).auth.authenticate(_ctx(request).credential)
     return JSONResponse(models_body(_gateway(request).list_models(), request.app.state.started))
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Health)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={
+        200: {"description": "Prometheus text exposition (version 0.0.4)."},
+        **errors(
+            (403, "Not the metrics token (or an admin key), or, with no token set, not a loopback client."),
+            500,
+        ),
+    },
+)
 async def metrics(request: Request) -> Response:
     """Prometheus exposition: with `server.metrics_token` set, for that bearer token (or an admin
     key); unset, for loopback clients only."""

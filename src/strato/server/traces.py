@@ -17,17 +17,21 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 
 from strato.auth import MASTER_KEY_ID
+from strato.config.observe import ANOMALY_KINDS
 from strato.errors import InvalidRequest, StratoError
 from strato.gateway import Gateway
-from strato.observe.export import trace_json, trace_query
+from strato.observe.export import FEEDBACK_FILTERS, trace_json, trace_query
 from strato.server.admin import audit_refusal, is_admin
 from strato.server.middleware import bearer_token
+from strato.server.openapi import errors, query
+from strato.server.resources import Trace as TraceObject
+from strato.server.resources import TraceList
 from strato.store import Store
 from strato.store.sql import FEEDBACK
 from strato.types import Score, Trace
@@ -39,13 +43,56 @@ MAX_LIMIT = 1000
 STATUS_WORDS = {"ok": (0, 400), "error": (400, 1000)}  # statuses in [low, high)
 
 
+# Shown, not enforced: any other id is a trace that does not exist (404).
+TRACE_ID = Path(json_schema_extra={"pattern": "^[0-9a-f]{32}$"}, description="`x-strato-trace-id`.")
+
+
 class TraceNotFound(StratoError):
     status = 404
     type = "invalid_request_error"
     code = "trace_not_found"
 
 
-@router.get("")
+# An empty filter (`?model=`) is no filter.
+INSTANT = {"anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}, {"const": ""}]}
+FILTERS = [
+    query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+        "Page size.",
+    ),
+    query("after", {"type": "string"}, "The `last_id` of the previous page: the page after that trace."),
+    query("before", INSTANT, "Only traces started before this time (unix seconds or ISO 8601)."),
+    query(
+        "since",
+        INSTANT,
+        "Only traces started at or after this time (unix seconds or ISO 8601, UTC by default).",
+    ),
+    query("until", INSTANT, "Only traces started before this time (as `since`)."),
+    query("model", {"type": "string"}, "Only requests for this model."),
+    query(
+        "status",
+        {"type": "string", "pattern": "^(ok|error|[1-5]xx|[1-5][0-9][0-9])?$"},
+        "`ok`, `error`, a status code (`429`) or a class (`4xx`).",
+    ),
+    query("user", {"type": "string"}, "Only requests with this `user`."),
+    query(
+        "anomaly", {"type": "string", "enum": ["", "any", *ANOMALY_KINDS]}, "Only traces with this anomaly."
+    ),
+    query("feedback", {"type": "string", "enum": ["", *FEEDBACK_FILTERS]}, "Only traces with this feedback."),
+    query("q", {"type": "string"}, "Words that must all occur in the request or the answer."),
+    query(
+        "api_key", {"type": "string"}, "Only this key's traces (the admin key; a virtual key sees its own)."
+    ),
+]
+
+
+@router.get(
+    "",
+    response_model=TraceList,
+    responses=errors(400, 401, 500),
+    openapi_extra={"parameters": FILTERS},
+)
 def list_traces(request: Request) -> JSONResponse:
     """Traces newest first, in OpenAI's list shape, `limit` at a time; pass the `last_id` of one
     page as `after` to get the next. Filters: model, status, since, until (or before), user,
@@ -73,8 +120,12 @@ def list_traces(request: Request) -> JSONResponse:
     return JSONResponse(_page(store, found, limit))
 
 
-@router.get("/{trace_id}")
-def get_trace(trace_id: str, request: Request) -> JSONResponse:
+@router.get(
+    "/{trace_id}",
+    response_model=TraceObject,
+    responses=errors(401, (404, "No trace with this id that the key may see (`trace_not_found`)."), 500),
+)
+def get_trace(trace_id: Annotated[str, TRACE_ID], request: Request) -> JSONResponse:
     """One trace by its full id (the `x-strato-trace-id` header of its response), with its spans,
     anomalies and feedback."""
     own = visible_key(request)

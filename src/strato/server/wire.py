@@ -8,9 +8,9 @@ from __future__ import annotations
 import base64
 import struct
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from strato.errors import InvalidRequest
 from strato.types import (
@@ -33,6 +33,15 @@ HARMLESS_EXTRAS = {"store", "metadata", "service_tier", "parallel_tool_calls", "
 # what recursive code downstream (hashing a cache key, encoding the trace) can walk.
 MAX_NESTING = 64
 MAX_EMBEDDING_INPUTS = 2048  # inputs in one embeddings request, as OpenAI's API allows
+
+
+def _whole(value: Any) -> Any:
+    """JSON does not tell 16 from 16.0, nor does JSON Schema's `integer`: a float with nothing after
+    the point is that integer (strict mode still refuses "16", true and 16.5)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WHOLE = BeforeValidator(_whole)  # after the bounds: `Annotated[int, Field(ge=1), WHOLE]`
 
 
 def nesting(value: Any) -> int:
@@ -67,7 +76,16 @@ class StreamOptions(BaseModel):
 
 
 class ContentPart(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
+    # Other part types parse, so that `to_core` can say they are not supported; the schema shows
+    # the one that is.
+    model_config = ConfigDict(
+        extra="allow",
+        strict=True,
+        json_schema_extra={
+            "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
+            "required": ["type", "text"],
+        },
+    )
     type: str
     text: str | None = None
 
@@ -99,7 +117,14 @@ class JsonSchemaFormat(BaseModel):
 
 
 class WireResponseFormat(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={  # `to_core`: type json_schema needs its json_schema object
+            "if": {"properties": {"type": {"const": "json_schema"}}},
+            "then": {"required": ["json_schema"], "properties": {"json_schema": {"type": "object"}}},
+        },
+    )
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchemaFormat | None = None
 
@@ -123,22 +148,33 @@ class SamplingFields(BaseModel):
     model: str = Field(min_length=1, max_length=256)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
-    top_k: int | None = Field(None, ge=-1)  # vLLM's and llama.cpp's extension; -1 or 0 disables
+    # vLLM's and llama.cpp's extension; -1 or 0 disables
+    top_k: Annotated[int, Field(ge=-1), WHOLE] | None = None
     min_p: float | None = Field(None, ge=0, le=1)  # likewise
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
-    max_tokens: int | None = Field(None, ge=1)
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    n: int | None = Field(None, ge=1, le=128)
+    max_tokens: Annotated[int, Field(ge=1), WHOLE] | None = None
+    # Checked in `sampling`, so that a list too long is told so (and not that it is not a string).
+    stop: Annotated[
+        str | list[str] | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "array", "items": {"type": "string"}, "maxItems": 4},
+                    {"type": "null"},
+                ]
+            }
+        ),
+    ] = None
+    seed: Annotated[int, WHOLE] | None = None
+    n: Annotated[int, Field(ge=1, le=1), WHOLE] | None = Field(None, description="Only 1 is supported.")
     user: str | None = Field(None, max_length=256)
     stream: bool = False
     stream_options: StreamOptions | None = None
     response_format: WireResponseFormat | None = None
 
     def sampling(self, max_tokens: int | None, logprobs: bool, top_logprobs: int) -> SamplingParams:
-        if self.n not in (None, 1):
-            raise InvalidRequest("only n=1 is supported", param="n")
         stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
         if len(stop) > 4:
             raise InvalidRequest("at most 4 stop sequences are allowed", param="stop")
@@ -169,10 +205,19 @@ class SamplingFields(BaseModel):
 
 
 class ChatCompletionRequest(SamplingFields):
+    model_config = ConfigDict(
+        json_schema_extra={  # `to_core`: top_logprobs needs logprobs
+            "if": {
+                "required": ["top_logprobs"],
+                "properties": {"top_logprobs": {"type": "integer", "minimum": 1}},
+            },
+            "then": {"required": ["logprobs"], "properties": {"logprobs": {"const": True}}},
+        }
+    )
     messages: list[WireMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: Annotated[int, Field(ge=1), WHOLE] | None = None
     logprobs: bool | None = None
-    top_logprobs: int | None = Field(None, ge=0, le=20)
+    top_logprobs: Annotated[int, Field(ge=0, le=20), WHOLE] | None = None
 
     def to_core(self) -> GenerationRequest:
         if self.top_logprobs and not self.logprobs:
@@ -189,12 +234,25 @@ class ChatCompletionRequest(SamplingFields):
 
 
 class CompletionRequest(SamplingFields):
-    prompt: str | list[str]
+    # What `to_core` accepts: one prompt, no echo, no suffix.
+    prompt: Annotated[
+        str | list[str],
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 1},
+                ]
+            }
+        ),
+    ]
     # OpenAI's default for the legacy completions endpoint.
-    max_tokens: int | None = Field(16, ge=1)
-    echo: bool = False
-    suffix: str | None = None
-    logprobs: int | None = Field(None, ge=0, le=5)
+    max_tokens: Annotated[int, Field(ge=1), WHOLE] | None = 16
+    echo: bool = Field(False, json_schema_extra={"enum": [False]}, description="Not supported.")
+    suffix: Annotated[
+        str | None, WithJsonSchema({"anyOf": [{"type": "string", "maxLength": 0}, {"type": "null"}]})
+    ] = Field(None, description="Not supported.")
+    logprobs: Annotated[int, Field(ge=0, le=5), WHOLE] | None = None
 
     def to_core(self) -> GenerationRequest:
         prompt = self.prompt
@@ -219,9 +277,27 @@ class EmbeddingsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = Field(min_length=1, max_length=256)
-    input: str | list[str] | list[int] | list[list[int]]
+    # Token arrays parse, so that `to_core` can say they are not supported; the schema shows what is.
+    input: Annotated[
+        str | list[str] | list[int] | list[list[int]],
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "minLength": 1},
+                    {
+                        "type": "array",
+                        "items": {"type": "string", "minLength": 1},
+                        "minItems": 1,
+                        "maxItems": MAX_EMBEDDING_INPUTS,
+                    },
+                ]
+            }
+        ),
+    ]
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(None, ge=1)
+    dimensions: Annotated[int | None, WithJsonSchema({"type": "null"})] = Field(
+        None, description="Not supported: models answer in their own size."
+    )
     user: str | None = Field(None, max_length=256)
 
     def to_core(self) -> EmbeddingRequest:
