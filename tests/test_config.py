@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from strato.config import ConfigError, load_settings
+from strato.config import ConfigError, GuardsSettings, load_settings
 from strato.providers.registry import build_models
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "strato.example.yaml"
@@ -85,3 +85,12 @@ def test_bad_model_entries_are_named(tmp_path: Path, models: str, words: str) ->
     path.write_text(f"models:\n  {models}\n")
     with pytest.raises(ConfigError, match=words):
         build_models(load_settings(path, {}).models)
+
+
+def test_a_scalar_guard_setting_given_a_mapping_is_a_clear_error() -> None:
+    from strato.config.guards import check_guard_overrides
+
+    with pytest.raises(ValueError, match="max_scan_chars"):
+        check_guard_overrides({"max_scan_chars": {}}, "key")
+    check_guard_overrides({"max_scan_chars": 10}, "key")
+    assert GuardsSettings().resolved(None, {"max_scan_chars": 10}).max_scan_chars == 10

@@ -92,3 +92,8 @@ def test_a_key_cannot_be_created_already_expired(store: KeyStore, expires: str |
     with pytest.raises(ValueError, match="in the past"):
         store.create(KeySpec(name="late", expires=expires))
     assert store.list() == []
+
+
+def test_an_expiry_at_the_end_of_the_calendar_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="expires"):
+        parse_expiry("0001-01-01T00:00:00+23:59", time.time())

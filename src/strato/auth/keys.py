@@ -131,7 +131,7 @@ def parse_expiry(value: str | float | None, now: float) -> float | None:
         return now + float(found.group(1)) * unit
     try:
         return datetime.fromisoformat(value).astimezone().timestamp()
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a date at the ends of the calendar
         raise ValueError(f"expires {value!r}: use 30d, 12h, 2w or a date like 2026-12-31") from None
 
 

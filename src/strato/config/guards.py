@@ -181,13 +181,17 @@ def check_guard_overrides(entry: Mapping[str, Any], owner: str) -> None:
 
 
 def _layered(base: GuardsSettings, layers: list[Mapping[str, Any]], owner: str) -> dict[str, Any]:
-    """`base`'s guard sections with each layer's fields on top, in order."""
+    """`base`'s guard sections with each layer's fields on top, in order; a layer's value for a
+    setting that is not a section (`max_scan_chars`) replaces it."""
     merged = base.model_dump(exclude={"models"})
     for layer in layers:
         for guard, fields in layer.items():
-            if not isinstance(fields, Mapping):
+            if not isinstance(merged.get(guard), dict):
+                merged[guard] = fields  # validated with the rest; a mapping here is refused there
+            elif not isinstance(fields, Mapping):
                 raise ValueError(f"{owner}: {guard} must be a mapping of its fields")
-            merged[guard] = {**merged[guard], **fields}
+            else:
+                merged[guard] = {**merged[guard], **fields}
     return merged
 
 

@@ -174,7 +174,12 @@ class UpstreamClient:
         if status in CLIENT_STATUSES:
             after = headers.get("retry-after")  # a 429's advice, for the router and client
             extra = {"retry-after": after} if after else None
-            return UpstreamError(message, status=status, code="upstream_rejected", headers=extra)
+            # A 422 (vLLM's and FastAPI's word for an invalid request) is a 400, as at OpenAI.
+            refused = 400 if status == 422 else status
+            detail = f"upstream {self.base_url} answered {status}"
+            return UpstreamError(
+                message, status=refused, code="upstream_rejected", headers=extra, detail=detail
+            )
         return self.failed(f"answered {status}: {message}")  # its own words; its URL stays internal
 
     def _transport_error(self, exc: BaseException) -> BaseException:

@@ -26,9 +26,9 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def error_response(error: StratoError, headers: dict[str, str] | None = None) -> JSONResponse:
-    # A client's invalid request is a 400 here, as at OpenAI, also when an upstream said 422.
-    status = 400 if error.status == 422 else error.status
-    return JSONResponse(error.to_body(), status_code=status, headers={**error.headers, **(headers or {})})
+    return JSONResponse(
+        error.to_body(), status_code=error.status, headers={**error.headers, **(headers or {})}
+    )
 
 
 def validation_error(exc: RequestValidationError) -> InvalidRequest:
