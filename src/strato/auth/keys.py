@@ -130,9 +130,13 @@ def parse_expiry(value: str | float | None, now: float) -> float | None:
         unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[found.group(2)]
         return now + float(found.group(1)) * unit
     try:
-        return datetime.fromisoformat(value).astimezone().timestamp()
-    except (ValueError, OverflowError):  # OverflowError: a date at the ends of the calendar
+        when = datetime.fromisoformat(value)
+    except ValueError:
         raise ValueError(f"expires {value!r}: use 30d, 12h, 2w or a date like 2026-12-31") from None
+    try:
+        return when.astimezone().timestamp()
+    except (ValueError, OverflowError):  # an offset that takes the time past year 1 or 9999
+        raise ValueError(f"expires {value!r} is out of range") from None
 
 
 class KeyStore:
