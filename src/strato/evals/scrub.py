@@ -12,7 +12,7 @@ from strato.guards.ner import SpacyEntities
 from strato.guards.pii import PIIScanner
 from strato.guards.redact import Placeholders
 from strato.guards.secrets import SecretsScanner
-from strato.guards.verdict import Finding
+from strato.guards.verdict import Finding, without_overlaps
 
 
 class Scrubber:
@@ -40,11 +40,8 @@ class Scrubber:
     def findings(self, text: str) -> list[Finding]:
         """What would be replaced: secrets first (a key inside a URL is a key), then PII."""
         found = self.secrets.detect(text) + self.pii.detect(text, self.threshold)
-        kept: list[Finding] = []
-        for finding in found:
-            if all(finding.end <= k.start or finding.start >= k.end for k in kept):
-                kept.append(finding)
-        return sorted(kept, key=lambda f: f.start)
+        rank = {id(finding): i for i, finding in enumerate(found)}
+        return without_overlaps(found, lambda f: rank[id(f)])
 
     def scrub(self, text: str, placeholders: Placeholders) -> str:
         """`text` with each finding replaced by its placeholder (shared through `placeholders`)."""

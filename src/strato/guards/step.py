@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 from strato.config import GuardsSettings
 from strato.errors import InvalidRequest, RequestTooLarge
 from strato.guards.redact import Placeholders
-from strato.guards.verdict import Action, Direction, Finding, Guard, ScanContext, Verdict, strictest
+from strato.guards.verdict import (
+    Action,
+    Direction,
+    Guard,
+    ScanContext,
+    Verdict,
+    strictest,
+    without_overlaps,
+)
 from strato.observe.spans import current as current_spans
 from strato.types import Chunk, Generation, GenerationRequest, Span
 
@@ -272,12 +280,7 @@ def _combined(text: str, verdicts: list[Verdict], context: ScanContext) -> Verdi
         (dataclasses.replace(f, guard=v.guard) for v in verdicts for f in v.findings), key=lambda f: f.start
     )
     action = strictest([v.action for v in verdicts])
-    redacted: list[Finding] = []
-    for finding in findings:
-        if finding.action == "redact" and all(
-            finding.end <= r.start or finding.start >= r.end for r in redacted
-        ):
-            redacted.append(finding)
+    redacted = without_overlaps([f for f in findings if f.action == "redact"], lambda f: f.start)
     if redacted:
         text = context.placeholders.redact(text, redacted)
     return Verdict(action, text, findings, "+".join(v.guard for v in verdicts if v.findings))
