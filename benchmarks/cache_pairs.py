@@ -67,6 +67,54 @@ HAND_PARAPHRASES = [
     ("How do I boil pasta?", "How should I cook pasta?"),
 ]
 
+# Written before the coverage check (strato.cache.coverage) was, and measured once it was done:
+# paraphrases that no rule of it was made for.
+HAND_PARAPHRASES_HELD_OUT = [
+    ("How do I clear my browser cache?", "How can I clear the cache in my browser?"),
+    ("What is the speed of light?", "How fast does light travel?"),
+    ("How do I make a cup of tea?", "What's the way to make a cup of tea?"),
+    ("What's the best way to learn Spanish?", "How should I learn Spanish?"),
+    ("How do I restart my router?", "How can I reboot my router?"),
+    ("What is the tallest mountain in the world?", "Which mountain is the tallest in the world?"),
+    ("How do I print a PDF?", "How can I print a PDF file?"),
+    ("What are the side effects of aspirin?", "What side effects does aspirin have?"),
+    ("How do I get rid of hiccups?", "How can I stop hiccups?"),
+    ("Who painted the Mona Lisa?", "Who was the painter of the Mona Lisa?"),
+    ("How many legs does a spider have?", "How many legs do spiders have?"),
+    (
+        "What's the time difference between London and New York?",
+        "How many hours ahead is London of New York?",
+    ),
+    ("How do I merge two branches in git?", "How can I merge two git branches?"),
+    ("What is the chemical formula of water?", "What's water's chemical formula?"),
+    ("How do I check my credit score?", "Where can I check my credit score?"),
+    ("What should I eat before a run?", "What's good to eat before running?"),
+    ("How do I remove a stain from a shirt?", "How can I get a stain out of a shirt?"),
+    ("What does CPU stand for?", "What is CPU an abbreviation of?"),
+    ("How do I create a virtual environment in Python?", "How can I make a Python virtual environment?"),
+    ("Why do we yawn?", "What causes yawning?"),
+    ("How do I unclog a drain?", "What's the best way to unclog a drain?"),
+    ("How far is the moon from the earth?", "What is the distance from the earth to the moon?"),
+    ("Can you give me a recipe for banana bread?", "How do I make banana bread?"),
+    ("What's the capital of Japan?", "Which city is Japan's capital?"),
+    ("How do I set up two-factor authentication?", "How can I enable two-factor authentication?"),
+    ("What is inflation?", "Explain inflation to me."),
+    ("How do I write a cover letter?", "What's the best way to write a cover letter?"),
+    ("When did World War II end?", "What year did World War II end?"),
+    ("How much water should I drink a day?", "How much water should I drink daily?"),
+    ("How do I find my IP address?", "How can I see my IP address?"),
+    ("What is the largest ocean?", "Which ocean is the largest?"),
+    ("How do I list files in a directory in Linux?", "How can I list the files of a directory on Linux?"),
+    ("What is machine learning?", "Can you explain what machine learning is?"),
+    ("How do I lower my blood pressure?", "What can I do to lower my blood pressure?"),
+    ("How do I fix a flat bike tire?", "How can I repair a flat tire on my bike?"),
+    ("What are good exercises for back pain?", "Which exercises help with back pain?"),
+    ("How do I join a Zoom meeting?", "How can I join a meeting on Zoom?"),
+    ("What is the freezing point of water?", "At what temperature does water freeze?"),
+    ("How long should I cook spaghetti?", "How many minutes do I cook spaghetti for?"),
+    ("How do I back up my iPhone?", "What's the way to back up my iPhone?"),
+]
+
 HAND_DIFFERENT: dict[str, list[tuple[str, str]]] = {
     "hand negation": [
         ("Why is the sky blue?", "Why is the sky not blue?"),
@@ -158,7 +206,19 @@ HAND_DIFFERENT: dict[str, list[tuple[str, str]]] = {
         ("how far is it from new york to los angeles", "how far is it from los angeles to new york"),
     ],
 }
-PARAPHRASE_SETS = ("hand paraphrase", "clinc near same-intent", "clinc random same-intent")
+PARAPHRASE_SETS = (
+    "hand paraphrase",
+    "hand paraphrase (held out)",
+    "clinc near same-intent",
+    "clinc random same-intent",
+)
+# The words a question is the same without: "what are the appealing qualities of the vector" and
+# "what is the appealing quality of the vector" ask one thing.
+SAME_WITHOUT = frozenset({
+    "the", "a", "an", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "can",
+    "could", "may", "might", "will", "would", "should", "has", "have", "had", "this", "that", "these",
+    "those", "of", "in", "on", "for", "to",
+})  # fmt: skip
 DEV = " (dev)"
 
 
@@ -225,6 +285,21 @@ def written_twice(a: str, b: str) -> bool:
     return plain(a) == plain(b)
 
 
+def same_words(a: str, b: str) -> bool:
+    """The same question in other grammar: the same words but for articles, auxiliaries, a few
+    prepositions, a final s, and order ("what gives protection against clinical
+    disease" / "what can give protection against clinical disease")."""
+
+    def words(text: str) -> set[str]:
+        found = set()
+        for word in re.findall(r"[a-z0-9]+", text.lower()):
+            if word not in SAME_WITHOUT:
+                found.add(word[:-3] + "y" if word.endswith("ies") else word.removesuffix("s"))
+        return found
+
+    return words(a) == words(b)
+
+
 def covidqa_pairs(questions: list[dict[str, Any]], vectors: np.ndarray, half: int) -> list[tuple[int, int]]:
     """Each question of the articles numbered `half` modulo 2 with its nearest question on the same
     paragraph that has another answer: the spans do not overlap, the texts differ."""
@@ -264,11 +339,17 @@ async def pair_sets(embedder: Embedder, dev: bool) -> dict[str, list[tuple[str, 
     vectors = await embed_all(embedder, [q["question"] for q in questions])
     for half, suffix in [(1, ""), *([(0, DEV)] if dev else [])]:
         pairs = covidqa_pairs(questions, vectors, half)
-        sets["covidqa same-paragraph" + suffix] = [
+        found = [
             (questions[i]["question"], questions[j]["question"], float(vectors[i] @ vectors[j]))
             for i, j in pairs
         ]
-    for name, hand in [("hand paraphrase", HAND_PARAPHRASES), *HAND_DIFFERENT.items()]:
+        sets["covidqa same-paragraph" + suffix] = found
+        sets["covidqa distinct questions" + suffix] = [(a, b, s) for a, b, s in found if not same_words(a, b)]
+    written = [
+        ("hand paraphrase", HAND_PARAPHRASES),
+        ("hand paraphrase (held out)", HAND_PARAPHRASES_HELD_OUT),
+    ]
+    for name, hand in [*written, *HAND_DIFFERENT.items()]:
         left = await embed_all(embedder, [a for a, _ in hand])
         right = await embed_all(embedder, [b for _, b in hand])
         sets[name] = [(a, b, float(x @ y)) for (a, b), x, y in zip(hand, left, right, strict=True)]

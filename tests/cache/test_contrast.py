@@ -103,6 +103,21 @@ def test_paraphrases_pass(a: str, b: str) -> None:
             "What conditions count as lower airway infections?",
             "opposite",
         ),
+        ("What did the second trial show?", "What did the third trial show?", "number"),
+        ("What is Newton's first law?", "What is Newton's second law?", "number"),
+        ("Which proteins are non-essential?", "Which proteins are essential?", "prefix"),
+        (
+            "What are the side effects of anti-inflammatory drugs?",
+            "What are the side effects of inflammatory drugs?",
+            "prefix",
+        ),
+        ("What can a migraine trigger?", "What could trigger a migraine?", "cause-effect"),
+        ("What does chronic stress lead to?", "What is chronic stress usually due to?", "cause-effect"),
+        (
+            "What is the effect of caffeine on sleep?",
+            "What is caffeine's effect on sleep caused by?",
+            "cause-effect",
+        ),
     ],
 )
 def test_questions_asking_for_another_thing_about_the_same_subject_are_refused(
@@ -135,6 +150,13 @@ def test_questions_asking_for_another_thing_about_the_same_subject_are_refused(
         ("Is the traffic heavy downtown?", "How heavy is the traffic downtown?"),
         ("How many vacation days do I have?", "Tell me how many vacation days I have left."),
         ("Could you help me with my tax return?", "Can you help me with my tax return?"),
+        ("What happened in the 2nd round?", "What happened in the second round?"),
+        ("How many meters does light travel in a second?", "How far does light travel per second?"),
+        (
+            "What are the nonstructural proteins of the virus?",
+            "What are the non-structural proteins of the virus?",
+        ),
+        ("What causes migraines?", "What triggers migraines?"),
     ],
 )
 def test_paraphrases_that_ask_the_same_thing_pass(a: str, b: str) -> None:

@@ -5,8 +5,10 @@ from the cache when the same request (same key, see `strato.cache.keys`) was ans
 scope within the TTL. In `semantic` mode a chat request whose last message is the user's is also
 answered when everything but that last message is identical and that message is close enough in
 meaning to one answered before (cosine of the embeddings at least the model's threshold) and
-passes the contrast checks of `strato.cache.contrast`. Only complete answers are stored (finish
-reason `stop` or `length`, no error, a stream read to its end). A broken cache (Redis down) is
+passes the contrast checks of `strato.cache.contrast` and (unless turned off) the coverage check of
+`strato.cache.coverage`, which embeds the words of such a candidate pair that it has not seen.
+Only complete answers are stored (finish reason `stop` or `length`, no error, a stream read to
+its end). A broken cache (Redis down) is
 logged and skipped; it never fails a request.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -22,6 +24,7 @@ from typing import Literal
 from strato.cache import Cache, CachePolicy, Candidate, Entry, Vector
 from strato.cache.codec import unit_vector
 from strato.cache.contrast import differ
+from strato.cache.coverage import Coverage
 from strato.cache.keys import bucket_key, exact_key, last_user_turn
 from strato.config import CacheSettings, ConfigError
 from strato.errors import StratoError
@@ -86,10 +89,19 @@ class Lookup:
 
 
 class AnswerCache:
-    def __init__(self, settings: CacheSettings, backend: Cache, embedder: Callable[[str], Embedder]) -> None:
+    def __init__(
+        self,
+        settings: CacheSettings,
+        backend: Cache,
+        embedder: Callable[[str], Embedder],
+        coverage: bool = True,
+    ) -> None:
+        """`coverage`: with the guard on, also refuse a candidate whose question says something the
+        asked one does not (`strato.cache.coverage`)."""
         self.settings = settings
         self.backend = backend
         self._embedder = embedder
+        self._coverage = Coverage(self._embed_words) if coverage else None
 
     @classmethod
     def off(cls) -> AnswerCache:
@@ -186,13 +198,28 @@ class AnswerCache:
     async def _nearest(self, slot: Slot, threshold: float) -> tuple[Generation, float] | None:
         assert slot.bucket is not None and slot.vector is not None and slot.question is not None
         candidates = await self.backend.nearest(slot.scope, slot.bucket, slot.vector, threshold, CANDIDATES)
+        if self.settings.semantic.guard:
+            candidates = await self._guarded(slot.question, candidates)
         for candidate in candidates:
-            if self.settings.semantic.guard and differ(slot.question, candidate.question):
-                continue
             entry = await self.backend.get(slot.scope, candidate.key)
             if entry is not None:
                 return entry.answer, candidate.score
         return None
+
+    async def _guarded(self, question: str, candidates: list[Candidate]) -> list[Candidate]:
+        """The candidates in which the contrast checks, then the coverage check, find no difference
+        (the coverage check only runs on what the cheap checks let through: most lookups have none)."""
+        kept = [candidate for candidate in candidates if differ(question, candidate.question) is None]
+        if self._coverage is None or not kept:
+            return kept
+        verdicts = await self._coverage.check([(question, candidate.question) for candidate in kept])
+        return [candidate for candidate, why in zip(kept, verdicts, strict=True) if why is None]
+
+    async def _embed_words(self, words: Sequence[str]) -> list[list[float]]:
+        """Embeddings of single words, by the embedder of the questions (on its worker thread)."""
+        name = self.settings.semantic.embedder
+        result = await self._embedder(name).embed(EmbeddingRequest(model=name, inputs=tuple(words)))
+        return result.vectors
 
 
 class NoCache:

@@ -15,12 +15,15 @@ coronavirus" and "what is its family". `asked` reads, from the lowercased words 
   `how many [severe cases] of`, `what [virus] is`), compared only between questions of one frame,
   since "what is the boiling point" and "at what temperature" name one thing in two frames.
 
-Also `tally` (a count of what was used, or of what is left) and `acts` (who acts on whom). Plain
+Also `tally` (a count of what was used, or of what is left), `acts` (who acts on whom) and
+`causal` (whether a cause is asked, "what triggers X", "what is X due to", or an effect, "what
+does X cause", "what is the effect of X"). Plain
 set and dict lookups over the words, no model: cheap enough to run on every lookup.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -77,7 +80,14 @@ KIND_OF_NOUN = {
     "person": "person", "age": "degree age", "duration": "duration",
 }  # fmt: skip
 # "what causes ...", "what made ...": a reason, whatever follows.
-REASON_VERBS = frozenset({"cause", "causes", "caused", "makes", "made", "leads", "led"})
+REASON_VERBS = frozenset({
+    "cause", "causes", "caused", "makes", "made", "leads", "led", "trigger", "triggers", "triggered",
+    "induces", "induced", "provokes", "provoked",
+})  # fmt: skip
+# "how many [meters]": a distance, as "how far" asks.
+DISTANCE_UNITS = frozenset({
+    "meters", "metres", "kilometers", "kilometres", "km", "miles", "feet", "yards", "inches",
+})  # fmt: skip
 TIME_UNITS = frozenset({
     "second", "seconds", "minute", "minutes", "hour", "hours", "day", "days", "week", "weeks",
     "month", "months", "year", "years",
@@ -103,6 +113,21 @@ HEAD_SKIPS = frozenset({
     "sort", "kinds", "types", "sorts", "of", "exact", "approximate", "current",
 })  # fmt: skip
 HEAD_WORDS = 4
+# A cause asked ("what could trigger X", "X is due to what") against an effect ("what does X cause").
+CAUSAL_VERBS = frozenset({
+    "cause", "causes", "caused", "trigger", "triggers", "triggered", "induce", "induces", "induced",
+    "produce", "produces", "provoke", "provokes",
+})  # fmt: skip
+CAUSE_PHRASES = (
+    ("due", "to"), ("caused", "by"), ("because", "of"), ("cause", "of"), ("causes", "of"),
+    ("triggered", "by"), ("induced", "by"), ("reason", "for"), ("reasons", "for"),
+    ("responsible", "for"), ("attributed", "to"), ("origin", "of"), ("source", "of"),
+)  # fmt: skip
+EFFECT_PHRASES = (
+    ("effect", "of"), ("effects", "of"), ("impact", "of"), ("consequence", "of"),
+    ("consequences", "of"), ("outcome", "of"), ("outcomes", "of"), ("result", "in"),
+    ("results", "in"), ("lead", "to"), ("leads", "to"),
+)  # fmt: skip
 # A count of what was used up is not a count of what is left: "how many vacation days have I
 # taken" / "how many vacation days do I have".
 QUANTITY_WORDS = frozenset({"many", "much", "number", "amount", "total", "count"})
@@ -142,6 +167,7 @@ class Asked:
     tally: str | None = None  # a quantity question: "used" (what was spent) or "held"
     names: str | None = None  # the kind of answer the head names ("percentage": a share), else "thing"
     acts: str | None = None  # with "you": "I" act ("can I call you Sam") or on "me" ("call me Sam")
+    causal: str | None = None  # "cause" (what brings it about is asked) or "effect" (what it brings)
 
 
 def asked(tokens: list[str], stem: Callable[[str], str]) -> Asked:
@@ -155,7 +181,24 @@ def asked(tokens: list[str], stem: Callable[[str], str]) -> Asked:
     if "you" in words and ("i" in words) != ("me" in words):
         acts = "I" if "i" in words else "me"
     head = tuple(stem(word) for word in found.head)
-    return Asked(found.kind, found.frame, head, tally, found.names, acts)
+    return Asked(found.kind, found.frame, head, tally, found.names, acts, _causal(words))
+
+
+def _causal(words: list[str]) -> str | None:
+    """ "cause" when the question asks what brings something about ("what triggers X", "why",
+    "what is X due to"), "effect" when it asks what something brings ("what does X cause", "the
+    effect of X"); None when it says neither, or both."""
+    pairs = set(itertools.pairwise(words))
+    cause = words[:1] == ["why"] or not pairs.isdisjoint(CAUSE_PHRASES)
+    effect = not pairs.isdisjoint(EFFECT_PHRASES)
+    if words[:1] in (["what"], ["which"]) and len(words) > 2:
+        verb = next((i for i, word in enumerate(words) if word in CAUSAL_VERBS), None)
+        if verb == 1 or (verb == 2 and words[1] in AUXILIARIES):
+            cause = True  # "what causes X", "what could trigger X": the question word does it
+        elif verb is not None and words[1] in AUXILIARIES and words[verb + 1 : verb + 2] != ["by"]:
+            effect = True  # "what does X cause", "what can X trigger": the question word is done
+            # (not "what is X caused by": the passive asks for the cause)
+    return None if cause == effect else "cause" if cause else "effect"
 
 
 def _asked(words: list[str]) -> Asked:
@@ -205,6 +248,8 @@ def clash(a: Asked, b: Asked, a_words: frozenset[str], b_words: frozenset[str]) 
         return "asked"
     if {a.acts, b.acts} == {"I", "me"}:
         return "roles"  # "can you call me something else" / "can I call you something else"
+    if {a.causal, b.causal} == {"cause", "effect"}:
+        return "cause-effect"  # "what do the attacks cause" / "what are the attacks due to"
     if a.frame is None or a.frame != b.frame or not a.head or not b.head:
         return None
     if a.names is not None and a.names == b.names != "thing":
@@ -237,6 +282,8 @@ def _after_how(rest: list[str]) -> Asked:
             return Asked("duration")
         if rest[1:2] == ["times"]:
             return Asked("frequency")
+        if rest[1:2] and rest[1] in DISTANCE_UNITS:
+            return Asked("degree distance")
         return Asked("quantity", "how-many", _head(rest[1:]))
     if following in ("long", "longer"):
         return Asked("time" if rest[1:2] and rest[1] in ("ago", "until", "till", "before") else "duration")

@@ -6,7 +6,10 @@ known failure: a question answered with its opposite's answer). So a semantic ma
 these cheap checks on the words the two questions do not share:
 
 - the same negations (not, never, without, n't, ...);
-- the same numbers (digits and number words: "5" and "five" agree);
+- the same numbers (digits and number words: "5" and "five" agree) and ordinals ("the second
+  postulate" is not "the third", "2nd" and "second" agree);
+- the same hyphenated prefixes ("non-structural proteins" is not "structural proteins", nor
+  "pre-existing" "existing");
 - no opposite words: a pair from a short list (buy/sell, on/off, ...) or two words that are the
   same but for a polarity prefix (enable/disable, install/uninstall, import/export, safe/unsafe);
 - no named tokens (a capitalised word inside a sentence, a word mixing letters and digits);
@@ -60,6 +63,20 @@ NUMBER_WORDS = {word: str(value) for value, word in enumerate(SMALL_NUMBERS) if 
     "double": "2x",
     "triple": "3x",
 }
+ORDINALS = {
+    word: f"{value}{'st' if value == 1 else 'nd' if value == 2 else 'rd' if value == 3 else 'th'}"
+    for value, word in enumerate(
+        ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"), 1
+    )
+}
+# "second" is also a unit of time: "wait a second", "per second" are not an ordinal.
+NOT_ORDINAL_AFTER = frozenset({"a", "one", "per", "each", "every", "few", "split", "nano", "milli"})
+# Written with a hyphen, these make another thing of the word they join ("non-structural").
+HYPHEN_PREFIXES = (
+    "non", "anti", "pre", "post", "sub", "multi", "semi", "pro", "counter", "inter", "intra", "extra",
+    "over", "under", "un", "de", "dis", "mis", "re", "self", "co", "mono", "poly", "bi", "tri",
+)  # fmt: skip
+HYPHENATED = re.compile(r"\b(" + "|".join(HYPHEN_PREFIXES) + r")-([a-z]+)")
 OPPOSITES = [
     ("on", "off"),
     ("start", "stop"),
@@ -185,6 +202,8 @@ class Words:
     negations: frozenset[str]
     numbers: frozenset[str]
     named: frozenset[str]
+    prefixed: frozenset[str]  # words written with a hyphenated prefix, joined: "nonstructural"
+    tokens: frozenset[str]  # every lowercased word, hyphenated prefixes joined
     after: dict[str, frozenset[str]]  # a directional preposition -> the words after it
     asked: Asked  # what the question asks for, its head stemmed
 
@@ -196,6 +215,8 @@ def differ(a: str, b: str) -> str | None:
         return "negation"
     if left.numbers != right.numbers:
         return "number"
+    if not (left.prefixed <= right.tokens and right.prefixed <= left.tokens):
+        return "prefix"
     only_left, only_right = left.stems - right.stems, right.stems - left.stems
     if (left.named & only_left) or (right.named & only_right):
         return "named"
@@ -221,8 +242,13 @@ def read(text: str) -> Words:
         word = match.group()
         if _is_named(word, text[max(0, match.start() - 16) : match.start()]):
             named.add(stem(word.lower()))
+    prefixed = {prefix + word for prefix, word in HYPHENATED.findall(lowered)}
+    lowered = HYPHENATED.sub(r"\1\2", lowered)
     tokens = [m.group() for m in WORD.finditer(lowered)]
     numbers = {NUMBER_WORDS.get(t, t.replace(",", "")) for t in tokens if _is_number(t)}
+    numbers |= {
+        ORDINALS[t] for t, before in zip(tokens, ["", *tokens], strict=False) if _is_ordinal(t, before)
+    }
     negations = {t for t in tokens if t in NEGATIONS}
     after = _objects(tokens)
     stems = [stem(t) for t in tokens if t not in NEGATIONS and not _is_number(t)]
@@ -231,6 +257,8 @@ def read(text: str) -> Words:
         frozenset(negations),
         frozenset(numbers),
         frozenset(named),
+        frozenset(prefixed),
+        frozenset(tokens),
         after,
         asked(tokens, stem),
     )
@@ -285,6 +313,10 @@ def _unprefixed(word: str) -> frozenset[str]:
 
 def _is_number(token: str) -> bool:
     return token in NUMBER_WORDS or token[0].isdigit()
+
+
+def _is_ordinal(token: str, before: str) -> bool:
+    return token in ORDINALS and not (before in NOT_ORDINAL_AFTER or (before and before[0].isdigit()))
 
 
 def _is_named(word: str, before: str) -> bool:
