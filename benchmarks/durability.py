@@ -40,7 +40,7 @@ from gateway_overhead import MASTER_KEY, MODEL, REQUEST, Process, free_port
 from trace_ingest import counts, per_store, write_json
 
 from strato.auth import KeySpec, KeyStore
-from strato.auth.journal import spend_ledger
+from strato.auth.journal import COMMIT_TIMEOUT, SpendJournal, spend_ledger
 from strato.store.sql import SQLStore
 
 MODES = {
@@ -171,6 +171,25 @@ def kill_under_load(
     }
 
 
+def journal_wait(url: str, count: int = 400) -> dict[str, float]:
+    """What the journal alone makes an answer wait: a settlement's commit, one request at a time
+    (no group to share it with: the worst case for a group commit), in milliseconds."""
+    store = SQLStore.open(url)
+    journal = SpendJournal(store.engine)
+    waits = []
+    try:
+        journal.settle("bench", "warm-up", 0.0, time.time()).result(COMMIT_TIMEOUT)
+        for i in range(count):
+            start = time.perf_counter()
+            journal.settle("bench", f"wait-{i}", 0.0, time.time()).result(COMMIT_TIMEOUT)
+            waits.append((time.perf_counter() - start) * 1000)
+    finally:
+        journal.close()
+        store.close()
+    waits.sort()
+    return {"p50_ms": statistics.median(waits), "p99_ms": waits[int(len(waits) * 0.99)]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8, help="Seconds per measurement.")
@@ -181,7 +200,9 @@ def main() -> None:
     results: dict[str, Any] = {"seconds": args.seconds, "clients": args.clients}
 
     def modes(tmp: Path, upstream: str, url: str) -> dict[str, Any]:
-        return {mode: run_mode(tmp, upstream, url, mode, args) for mode in MODES}
+        found: dict[str, Any] = {mode: run_mode(tmp, upstream, url, mode, args) for mode in MODES}
+        found["journal commit"] = journal_wait(url)
+        return found
 
     results["stores"] = per_store(args.stores, "strato-durability-", modes)
     report(results)
@@ -199,12 +220,18 @@ def report(results: dict[str, Any]) -> None:
     for kind, modes in results["stores"].items():
         base = modes["master key"]["p50_ms_1_client"]
         for mode, row in modes.items():
+            if mode == "journal commit":
+                continue
             lost = f"{row['traces_lost']}/{row['acknowledged_before_kill']}"
             spend = "-" if row["spend_entries_lost"] is None else f"{row['spend_entries_lost']}"
             print(
                 f"{kind:<11} {mode:<26} {row['p50_ms_1_client']:>10.2f}ms "
                 f"{row['p50_ms_1_client'] - base:>+7.2f} {row['requests_per_s']:>7.0f} {lost:>12} {spend:>11}"
             )
+    print("\nThe journal alone: a settlement's commit, one at a time (what a budgeted answer waits for)")
+    for kind, modes in results["stores"].items():
+        wait = modes["journal commit"]
+        print(f"{kind:<11} p50 {wait['p50_ms']:.2f} ms, p99 {wait['p99_ms']:.2f} ms")
 
 
 if __name__ == "__main__":
