@@ -94,10 +94,11 @@ def without_overlaps(findings: list[Finding], prefer: Callable[[Finding], Any]) 
     kept: list[Finding] = []
     spans: list[tuple[int, float]] = []
     for f in sorted(findings, key=prefer):
-        before = bisect.bisect_right(spans, (f.start, math.inf) if f.end > f.start else (f.start, -math.inf))
+        after = bisect.bisect_right(spans, (f.start, math.inf))  # the first one starting after f
+        # An empty finding at a kept one's start does not overlap it: look before those.
+        before = after if f.end > f.start else bisect.bisect_left(spans, (f.start, -math.inf))
         if before > 0 and kept[before - 1].end > f.start:
             continue
-        after = bisect.bisect_right(spans, (f.start, math.inf))
         if after < len(kept) and kept[after].start < f.end:
             continue
         at = bisect.bisect_left(spans, (f.start, f.end))
