@@ -21,6 +21,7 @@ from strato.observe.recorder import TraceRecorder
 from strato.providers.registry import build_models
 from strato.store import Store, open_store
 from strato.types import GenerationRequest, Message, Price, SamplingParams
+from tests.support.inprocess import close_parts
 from tests.support.upstream import Upstream
 
 # The test upstream answers "echo: hello there" with 7 prompt and 3 completion tokens.
@@ -47,7 +48,7 @@ async def gateways(tmp_path: Path) -> AsyncIterator[Callable[..., Gateway]]:
 
     yield make
     for gateway in built:
-        await gateway.aclose()
+        await close_parts(gateway)
 
 
 def remote(name: str, upstream: Upstream, behaviour: str = "echo", **options: Any) -> dict[str, Any]:
@@ -98,7 +99,7 @@ async def test_each_trace_carries_the_cost_of_the_deployment_that_answered(
     free = traces["free"]
     assert free is not None and free.cost is None  # a remote model without a price: unknown, not 0
 
-    metrics = gateway.metrics_text().decode()
+    metrics = gateway.metrics.render().decode()
     assert f'strato_cost_usd_total{{deployment="priced",model="priced"}} {2 * expected}' in metrics
     assert f'strato_cost_usd_total{{deployment="priced",model="g"}} {expected}' in metrics
 
@@ -135,14 +136,14 @@ def test_strato_traces_cost_sums_what_was_stored(tmp_path: Path, upstream: Upstr
 
     async def serve() -> None:
         from strato.config import load_settings
-        from strato.gateway import build_gateway
+        from strato.runtime import build_runtime
 
-        gateway = build_gateway(load_settings(config))
+        runtime = build_runtime(load_settings(config))
         try:
             for _ in range(4):
-                await answer(gateway, "priced")
+                await answer(runtime.gateway, "priced")
         finally:
-            await gateway.aclose()
+            await runtime.aclose()
 
     import asyncio
 

@@ -2,7 +2,8 @@
 
 Later layers (auth, guards, cache, routing) slot in here as named steps, in this order:
 auth -> input guards -> cache -> route -> provider -> output guards -> record.
-The server and the CLI both call this class; neither talks to providers directly.
+The server and the CLI both call this class; neither talks to providers directly. Its parts are
+built by the composition root (`strato.runtime`), which also closes them.
 """
 
 from __future__ import annotations
@@ -17,26 +18,24 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from strato.auth import Authority, Grant, KeyStore
-from strato.auth.audit import AuditEvent, AuditLog, AuditWriter
-from strato.auth.journal import COMMIT_TIMEOUT, SpendJournal
-from strato.auth.shared import open_limits
+from strato.auth import Authority, Grant
+from strato.auth.audit import AuditEvent, AuditWriter
+from strato.auth.journal import COMMIT_TIMEOUT
 from strato.cache import CachePolicy
-from strato.cache.answers import AnswerCache, Lookup, open_answer_cache, replay
-from strato.config import GuardsSettings, Settings
+from strato.cache.answers import AnswerCache, Lookup, replay
+from strato.config import GuardsSettings
 from strato.errors import ClientDisconnected, StratoError
 from strato.guards.step import Guarded, GuardSet, build_guards
 from strato.observe.anomalies import AnomalyWatch
 from strato.observe.metrics import GatewayMetrics
-from strato.observe.otel import OtelExport, open_otel_export
+from strato.observe.otel import OtelExport
 from strato.observe.recorder import TraceRecorder
 from strato.observe.spans import SpanRecorder, operation_name
 from strato.observe.spans import finish as finish_spans
 from strato.providers import Provider, TokenCounter
-from strato.providers.registry import ModelTable, build_models
+from strato.providers.registry import ModelTable
 from strato.routing.attempts import Notes, collect
 from strato.routing.rules import approx_tokens
-from strato.store import open_store
 from strato.types import (
     Chunk,
     EmbeddingRequest,
@@ -111,26 +110,6 @@ class Gateway:
 
     def list_models(self) -> list[ModelInfo]:
         return self.models.infos()
-
-    def metrics_text(self) -> bytes:
-        """Prometheus exposition, with the local engines' current slots, queues and memory."""
-        self.metrics.set_engines(self.models.shared.engines.states())
-        return self.metrics.render()
-
-    async def aclose(self) -> None:
-        """Stop the providers, then store every trace still queued."""
-        await self.models.aclose()
-        await self.cache.aclose()
-        self.guards.close()
-        self.auth.close()
-        if self.watch is not None:
-            self.watch.close()
-        if self.audit is not None:
-            self.audit.close()
-        self.recorder.close()
-        self.recorder.store.close()
-        if self.otel is not None:
-            self.otel.close()  # sends what is still queued (bounded: a collector that is down is given up on)
 
     async def generate(self, request: GenerationRequest, ctx: CallContext) -> Generation:
         trace = self._begin(ctx, request.endpoint, request.model, _request_record(request), request.user)
@@ -246,7 +225,7 @@ class Gateway:
         A refusal (401, 403, 429) is audited with its error code."""
         try:
             with ctx.spans.span("strato.auth") as span:
-                key = self.auth.authenticate(ctx.credential)
+                key = await self.auth.authenticate_async(ctx.credential)
                 if key is None:
                     return  # no master key: the API is open (and strato listens on loopback only)
                 ctx.api_key = trace.api_key = key.id  # refusals below are traced under the key too
@@ -479,40 +458,3 @@ def _routed(trace: Trace, notes: Notes) -> None:
 
 def _ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1000
-
-
-def build_gateway(settings: Settings) -> Gateway:
-    """Open the store, build the configured models, start the trace writer."""
-    store = open_store(settings.store.resolved_url())
-    recorder = TraceRecorder(
-        store, flush_interval=settings.store.flush_interval, batch_size=settings.store.batch_size
-    )
-    try:
-        local_price = Price(settings.engine.input_cost, settings.engine.output_cost)
-        models = build_models(settings.models, settings.engine.memory_budget_mb, local_price)
-        cache = open_answer_cache(settings.cache, settings.store.data_dir.expanduser(), models)
-        master = settings.server.master_key
-        keys = KeyStore.open(settings.store.resolved_url()) if settings.server.admin_keys() else None
-        if keys is not None:
-            keys.record_admin_keys(settings.server.admin_keys())  # what the admin CLI checks against
-        journal: SpendJournal | None = None
-        limiter, ledger = None, None
-        if master and keys is not None:  # keys, budgets and limits are on
-            limits = settings.limits
-            journal = SpendJournal(keys.engine, limits.hold_seconds, limits.journal_fsync)
-            journal.prune(time.time())
-            limiter, ledger = open_limits(settings, keys, journal)
-        audit = AuditWriter(
-            AuditLog.open(settings.store.resolved_url()), flush_interval=settings.store.flush_interval
-        )
-    except BaseException:
-        recorder.close()
-        store.close()
-        raise
-    auth = Authority(master, keys, limiter, ledger, journal=journal)
-    guards = build_guards(settings.guards, models)  # loads the injection classifier
-    metrics = GatewayMetrics()
-    watch = AnomalyWatch(settings.observe, metrics) if settings.observe.anomalies.enabled else None
-    otel = open_otel_export(settings.observe.otel)  # None unless an OTLP endpoint is configured
-    durable = settings.observe.durable
-    return Gateway(models, recorder, metrics, cache, auth, guards, audit, watch, otel, durable)

@@ -87,10 +87,12 @@ def test_postgres_refuses_truncate(log: AuditLog) -> None:
 
 
 def test_the_writer_stores_what_was_submitted_when_closed(url: str) -> None:
-    writer = AuditWriter(AuditLog.open(url), flush_interval=5.0)
+    written = AuditLog.open(url)
+    writer = AuditWriter(written, flush_interval=5.0)
     for n in range(3):
         writer.submit(AuditEvent("guard.redact", f"key-{n}", "echo", trace_id=f"t{n}"))
     writer.close()  # drains the queue before the next flush would have
+    written.close()
     log = AuditLog.open(url)
     try:
         assert sorted(e.trace_id or "" for e in log.query()) == ["t0", "t1", "t2"]

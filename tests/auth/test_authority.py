@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from strato.auth import (
     worst_case_cost,
 )
 from strato.auth.authority import DEFAULT_COMPLETION, MESSAGE_TOKENS, TEMPLATE_TOKENS, prompt_bound
+from strato.auth.keys import VirtualKey
 from strato.config import load_settings
 from strato.engine.weights import Weights
 from strato.providers.sources import resolve_gguf
@@ -124,3 +126,29 @@ def test_master_key_setting_and_the_older_admin_key() -> None:
     assert both.master_key == "m" and both.admin_keys() == ["m", "a"]
     legacy = load_settings(environ={"STRATO_ADMIN_KEY": "a"}).server
     assert legacy.master_key is None and legacy.admin_keys() == ["a"]  # admin API only; /v1 stays open
+
+
+async def test_the_key_store_is_read_off_the_event_loop(
+    keys: KeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An uncached or unknown secret is a SQL query: it runs on a worker thread, never on the loop;
+    a cached one is not looked up again."""
+    key, secret = keys.create(KeySpec(name="a"))
+    threads: list[int] = []
+    find = keys.find
+
+    def recorded(given: str) -> VirtualKey | None:
+        threads.append(threading.get_ident())
+        return find(given)
+
+    monkeypatch.setattr(keys, "find", recorded)
+    auth = Authority("master-secret", keys)
+    loop_thread = threading.get_ident()
+    found = await auth.authenticate_async(secret)
+    assert found is not None and found.id == key.id
+    with pytest.raises(InvalidApiKey):
+        await auth.authenticate_async("sk-strato-unknown-secret")
+    assert len(threads) == 2 and loop_thread not in threads
+    assert (await auth.authenticate_async(secret)) == found  # cached: no third lookup
+    assert (await auth.authenticate_async("master-secret")) is not None
+    assert len(threads) == 2

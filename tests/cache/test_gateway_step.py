@@ -10,14 +10,15 @@ from typing import Any
 import pytest
 
 from strato.config import ConfigError, Settings, load_settings
-from strato.gateway import CallContext, Gateway, build_gateway
+from strato.gateway import CallContext, Gateway
+from strato.runtime import Runtime, build_runtime
 from strato.types import GenerationRequest, Message, SamplingParams
 from tests.support.upstream import Upstream, free_port
 
 
 @pytest.fixture
 async def gateways(tmp_path: Path, upstream: Upstream) -> AsyncIterator[Callable[..., Gateway]]:
-    built: list[Gateway] = []
+    built: list[Runtime] = []
 
     def make(**cache: Any) -> Gateway:
         remote = {"provider": "openai", "base_url": upstream.base_url, "upstream_model": "echo"}
@@ -28,13 +29,13 @@ async def gateways(tmp_path: Path, upstream: Upstream) -> AsyncIterator[Callable
                 "cache": {"models": {"echo": {"mode": "exact"}}, **cache},
             }
         )
-        gateway = build_gateway(settings)
-        built.append(gateway)
-        return gateway
+        runtime = build_runtime(settings)
+        built.append(runtime)
+        return runtime.gateway
 
     yield make
-    for gateway in built:
-        await gateway.aclose()
+    for runtime in built:
+        await runtime.aclose()
 
 
 def ask(question: str) -> GenerationRequest:

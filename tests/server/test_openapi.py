@@ -3,7 +3,7 @@ ones and invalid ones, and methods the path does not serve) and checks each answ
 document: a documented status, content type, body and headers, no server error, 405s that say what
 is allowed, and, under a master key, routes that refuse a request without it.
 
-The gateway runs in this process (`build_gateway` + `create_app`) over the real local upstream, with
+The gateway runs in this process (`build_runtime` + `create_app`) over the real local upstream, with
 one chat and one embedding model; half of the generated requests name one of them, so answers are
 checked as well as refusals. Bounded: a few examples an operation, a fixed seed, no example database.
 """
@@ -25,7 +25,7 @@ from schemathesis.engine import events
 from schemathesis.python.asgi import shutdown_lifespans
 
 from strato.config import Settings
-from strato.gateway import build_gateway
+from strato.runtime import build_runtime
 from strato.server.app import create_app
 from tests.support.inprocess import in_process
 from tests.support.upstream import Upstream
@@ -83,7 +83,7 @@ def served_schema(data_dir: Path, upstream: Upstream, server: dict[str, Any]) ->
             "server": server,
         }
     )
-    app = create_app(settings, build_gateway(settings))
+    app = create_app(build_runtime(settings))
     headers = {"Authorization": f"Bearer {MASTER}"} if server.get("master_key") else {}
     schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=fuzz_config(headers))
 

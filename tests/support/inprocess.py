@@ -1,4 +1,4 @@
-"""The whole gateway in the test's own process: `build_gateway` + `create_app`, called over HTTP
+"""The whole gateway in the test's own process: `build_runtime` + `create_app`, called over HTTP
 through httpx's ASGI transport (and the official `openai` SDK on top of it). No server process, no
 port: a test pays for the request path only. Use a `GatewayProcess` where the process itself (signals,
 uvicorn, several replicas) is what is tested."""
@@ -15,7 +15,8 @@ import httpx
 import openai
 
 from strato.config import Settings
-from strato.gateway import Gateway, build_gateway
+from strato.gateway import Gateway
+from strato.runtime import Runtime, build_runtime
 from strato.server.app import create_app
 from strato.types import Trace
 
@@ -24,9 +25,13 @@ BASE_URL = "http://strato.test"
 
 @dataclass
 class InProcess:
-    gateway: Gateway
+    runtime: Runtime
     http: httpx.AsyncClient
     app: Any
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.runtime.gateway
 
     def client_from(self, address: str) -> httpx.AsyncClient:
         """Another client of the same app, whose requests come from `address` (the default one's
@@ -42,8 +47,8 @@ class InProcess:
 
     def stored(self, trace_id: str) -> Trace | None:
         """The trace as stored, once everything submitted so far has been written."""
-        assert self.gateway.recorder.flush(10), "the trace writer did not catch up"
-        return self.gateway.recorder.store.trace(trace_id)
+        assert self.runtime.recorder.flush(10), "the trace writer did not catch up"
+        return self.runtime.traces.trace(trace_id)
 
 
 @asynccontextmanager
@@ -52,13 +57,26 @@ async def in_process(
 ) -> AsyncIterator[InProcess]:
     """A gateway serving `models` with `sections` of configuration (`server`, `guards`, ...), its
     SQLite store in `data_dir`. Closing it stores every trace still queued."""
-    store = {"data_dir": str(data_dir), "flush_interval": 0.05, **sections.pop("store", {})}
-    settings = Settings.model_validate({"store": store, "models": models, **sections})
-    gateway = build_gateway(settings)
-    app = create_app(settings, gateway)
+    runtime = build_runtime(settings_for(data_dir, models, **sections))
+    app = create_app(runtime)
     try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, timeout=60) as http:
-            yield InProcess(gateway, http, app)
+            yield InProcess(runtime, http, app)
     finally:
-        await gateway.aclose()
+        await runtime.aclose()
+
+
+def settings_for(data_dir: Path, models: list[dict[str, Any]], **sections: Any) -> Settings:
+    """Settings serving `models` with `sections` of configuration, the SQLite store in `data_dir`,
+    written every 50 ms."""
+    store = {"data_dir": str(data_dir), "flush_interval": 0.05, **sections.pop("store", {})}
+    return Settings.model_validate({"store": store, "models": models, **sections})
+
+
+async def close_parts(gateway: Gateway) -> None:
+    """Close what a test built a `Gateway` from by hand (`Runtime.aclose` does it for a built one)."""
+    await gateway.models.aclose()
+    gateway.guards.close()
+    gateway.recorder.close()
+    gateway.recorder.store.close()

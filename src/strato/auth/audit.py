@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Column, Connection, Engine, Float, MetaData, String, Table, Text, select
 
 from strato.observe.recorder import BatchWriter
-from strato.store.sql import SQLStore
+from strato.store.database import open_database
 from strato.store.storable import storable, storable_json
 
 KINDS = (
@@ -88,7 +88,7 @@ class AuditLog:
     @classmethod
     def open(cls, url: str) -> AuditLog:
         """Connect and apply pending migrations."""
-        return cls(SQLStore.open(url).engine)
+        return cls(open_database(url))
 
     def append(self, events: Sequence[AuditEvent]) -> None:
         """Store entries in one transaction (all or none)."""
@@ -120,15 +120,11 @@ class AuditLog:
 class AuditWriter(BatchWriter[AuditEvent]):
     """Appends the request path's entries off the request path, with the trace writer's mechanism:
     `submit` never blocks, a thread stores what has queued every `flush_interval` seconds, and
-    `close` drains the queue, then closes the log."""
+    `close` drains the queue (the log's database is its opener's to close)."""
 
     def __init__(self, log_: AuditLog, *, flush_interval: float = 0.2) -> None:
         super().__init__(log_.append, what="audit entries", flush_interval=flush_interval)
         self.log = log_
-
-    def close(self, timeout: float = 30.0) -> None:
-        super().close(timeout)
-        self.log.close()
 
 
 def _from_row(row: Any) -> AuditEvent:

@@ -120,7 +120,7 @@ class Authority:
             raise InvalidApiKey(
                 "You didn't provide an API key. Send it as a bearer token (Authorization: Bearer <key>)."
             )
-        if secrets.compare_digest(credential.encode(), self.master_key.encode()):
+        if self._is_master(credential):
             return MASTER
         key = self._lookup(credential)
         now = self.clock()
@@ -129,6 +129,16 @@ class Authority:
         if key.expired(now):
             raise InvalidApiKey(f"The API key {key.id} has expired.")
         return key
+
+    async def authenticate_async(self, credential: str | None) -> VirtualKey | None:
+        """`authenticate`, for the event loop: a secret that is not in the lookup cache is looked up
+        in the key store (a SQL query) on a worker thread, so an unknown or uncached secret holds up
+        its own request only."""
+        uncached = credential and not self._is_master(credential) and not self._cached(credential)
+        if self.master_key and uncached:
+            assert credential is not None
+            await asyncio.to_thread(self._lookup, credential)
+        return self.authenticate(credential)
 
     def admit(
         self,
@@ -239,15 +249,21 @@ class Authority:
         if self.journal is not None:
             self.journal.close()
         self.limiter.close()
-        self.ledger.close()
-        if self.keys is not None:
-            self.keys.close()
+        self.ledger.close()  # the key store's database is the composition root's to close
 
     def _release(self, key: VirtualKey, ticket: str) -> None:
         try:
             self.limiter.release(key, ticket)
         except LimitsUnavailable as exc:
             log.warning("could not give back a request of key %s: %s", key.id, exc.message)
+
+    def _is_master(self, credential: str) -> bool:
+        master = self.master_key
+        return master is not None and secrets.compare_digest(credential.encode(), master.encode())
+
+    def _cached(self, secret: str) -> bool:
+        cached = self._found.get(secret)
+        return cached is not None and time.monotonic() - cached[0] < LOOKUP_TTL
 
     def _lookup(self, secret: str) -> VirtualKey | None:
         assert self.keys is not None

@@ -18,7 +18,7 @@ from sqlalchemy import Column, Engine, Float, Integer, MetaData, String, Table, 
 
 from strato.auth.audit import AuditEvent, append_events
 from strato.config import Name, check_guard_overrides
-from strato.store.sql import SQLStore
+from strato.store.database import open_database
 from strato.store.tables import traces
 
 SECRET_PREFIX = "sk-strato-"
@@ -150,7 +150,7 @@ class KeyStore:
     @classmethod
     def open(cls, url: str) -> KeyStore:
         """Connect and apply pending migrations."""
-        return cls(SQLStore.open(url).engine)
+        return cls(open_database(url))
 
     def create(
         self, spec: KeySpec, now: float | None = None, actor: str | None = None

@@ -7,12 +7,13 @@ from strato.auth.journal import SpendJournal
 from strato.auth.keys import KeyStore
 from strato.auth.limits import InProcessLedger, Ledger, Limiter, SlidingWindowLimiter
 from strato.config import ConfigError, Settings
+from strato.store.database import is_postgres
 
 
 def limits_backend(settings: Settings) -> str:
     """`redis`, `postgresql` or `process`: what `limits.backend` (maybe `auto`) means here."""
     chosen = settings.limits.backend
-    postgres = settings.store.resolved_url().startswith(("postgresql:", "postgres:", "postgresql+"))
+    postgres = is_postgres(settings.store.resolved_url())
     if chosen == "auto":
         return "redis" if settings.cache.redis_url else "postgresql" if postgres else "process"
     if chosen == "redis" and not settings.cache.redis_url:

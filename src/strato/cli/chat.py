@@ -9,7 +9,8 @@ import typer
 from strato.cli.options import ConfigOption
 from strato.config import load_settings
 from strato.errors import StratoError
-from strato.gateway import CallContext, Gateway, build_gateway
+from strato.gateway import CallContext, Gateway
+from strato.runtime import Runtime, build_runtime
 from strato.types import GenerationRequest, Message, SamplingParams
 
 
@@ -28,20 +29,21 @@ def chat(
     """Chat with a model, streaming the answer to the terminal. Every turn is traced."""
     settings = load_settings(config)
     params = SamplingParams(temperature=temperature, max_tokens=max_tokens)
-    gateway = build_gateway(settings)
-    asyncio.run(_chat(gateway, model=model, system=system, question=question, params=params))
+    runtime = build_runtime(settings)
+    asyncio.run(_chat(runtime, model=model, system=system, question=question, params=params))
 
 
 async def _chat(
-    gateway: Gateway,
+    runtime: Runtime,
     *,
     model: str | None,
     system: str | None,
     question: str | None,
     params: SamplingParams,
 ) -> None:
+    gateway = runtime.gateway
     try:
-        name = model or gateway.models.default_generator()
+        name = model or runtime.models.default_generator()
         if name is None:
             raise typer.BadParameter("no chat model is configured")
         history: list[Message] = [Message("system", system)] if system else []
@@ -67,7 +69,7 @@ async def _chat(
                 continue
             history += [Message("user", line), Message("assistant", answer)]
     finally:
-        await gateway.aclose()
+        await runtime.aclose()
 
 
 async def _turn(gateway: Gateway, model: str, messages: list[Message], params: SamplingParams) -> str:

@@ -31,7 +31,8 @@ from strato.evals.runs import Result, Run, RunStore
 from strato.evals.scorers import build_scorer
 from strato.evals.targets import GatewayTarget, HTTPTarget
 from strato.evals.types import Case, DatasetVersion, Scorer
-from strato.gateway import build_gateway
+from strato.runtime import build_runtime
+from strato.store.database import open_database
 
 
 def usage(message: str) -> NoReturn:
@@ -76,8 +77,8 @@ class Session:
         """`reader`: the verb reads every key's traces, so it needs the admin key once one is set."""
         try:
             settings = reader_settings(config) if reader else load_settings(config)
-            url = settings.store.resolved_url()
-            return cls(settings, RunStore.open(url), DatasetStore.open(url))
+            engine = open_database(settings.store.resolved_url())
+            return cls(settings, RunStore(engine), DatasetStore(engine))
         except ConfigError as exc:
             usage(str(exc))
 
@@ -86,7 +87,8 @@ class Session:
             self.target = HTTPTarget(url, api_key)
         else:  # in process; with auth on, the calls present this key (or the master key)
             key = api_key or self.settings.server.master_key
-            self.target = GatewayTarget(build_gateway(self.settings), key)
+            runtime = build_runtime(self.settings, self.runs.engine)  # the database this session has open
+            self.target = GatewayTarget(runtime.gateway, key, owner=runtime)
         return self.target
 
     async def prepare(self, specs: Sequence[str], models: Sequence[str]) -> list[Scorer]:

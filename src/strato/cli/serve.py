@@ -21,7 +21,7 @@ def serve(
     """Start the OpenAI-compatible gateway."""
     import uvicorn
 
-    from strato.gateway import build_gateway
+    from strato.runtime import build_runtime
     from strato.server import create_app
 
     settings = load_settings(config)
@@ -38,9 +38,9 @@ def serve(
         sys.exit(2)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    gateway = build_gateway(settings)
-    app = create_app(settings, gateway)
-    names = ", ".join(info.name for info in gateway.list_models())
+    runtime = build_runtime(settings)
+    app = create_app(runtime)
+    names = ", ".join(info.name for info in runtime.models.infos())
     typer.echo(f"strato: serving {names} on http://{settings.server.host}:{settings.server.port}/v1")
     typer.echo(f"strato: traces go to {settings.store.resolved_url()}")
     if settings.server.master_key:

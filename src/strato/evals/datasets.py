@@ -18,7 +18,8 @@ from strato.evals.scrub import Scrubber
 from strato.evals.types import Case, DatasetVersion
 from strato.guards.redact import Placeholders
 from strato.store import Store
-from strato.store.sql import FEEDBACK, SQLStore
+from strato.store.database import open_database
+from strato.store.sql import FEEDBACK
 from strato.store.tables import dataset_items, datasets
 from strato.types import Endpoint, Score, Trace, TraceQuery
 
@@ -74,7 +75,7 @@ class DatasetStore:
     @classmethod
     def open(cls, url: str) -> DatasetStore:
         """Connect and apply pending migrations."""
-        return cls(SQLStore.open(url).engine)
+        return cls(open_database(url))
 
     def create(
         self,

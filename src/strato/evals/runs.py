@@ -13,7 +13,8 @@ from typing import Any, Literal
 from sqlalchemy import Engine, func, select, update
 
 from strato.errors import StratoError
-from strato.store.sql import MIN_PREFIX, SQLStore
+from strato.store.database import open_database
+from strato.store.sql import MIN_PREFIX
 from strato.store.tables import eval_results, eval_runs
 
 Status = Literal["running", "complete", "interrupted"]
@@ -69,7 +70,7 @@ class RunStore:
     @classmethod
     def open(cls, url: str) -> RunStore:
         """Connect and apply pending migrations."""
-        return cls(SQLStore.open(url).engine)
+        return cls(open_database(url))
 
     def create(self, dataset: str, version: int, model: str, config: dict[str, Any], samples: int = 1) -> Run:
         run = Run(uuid.uuid4().hex[:12], dataset, version, model, config, samples, time.time())

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -117,14 +117,21 @@ def openai_body(model: str, case_input: dict[str, Any]) -> tuple[str, dict[str, 
     return "/v1/completions", body
 
 
+class Closing(Protocol):
+    async def aclose(self) -> None: ...
+
+
 class GatewayTarget:
     """The gateway in this process: every call is traced and priced as a served request would be.
     `api_key` is the key the calls present when the gateway runs with auth (a virtual key, so that
     they count against its budget, or the master key)."""
 
-    def __init__(self, gateway: Gateway, api_key: str | None = None) -> None:
+    def __init__(self, gateway: Gateway, api_key: str | None = None, owner: Closing | None = None) -> None:
+        """`owner`: what built the gateway (the composition root's `Runtime`), closed with the
+        target; None when the caller closes it."""
         self.gateway = gateway
         self.api_key = api_key
+        self.owner = owner
 
     async def check_model(self, model: str) -> None:
         """Raise `ModelNotFound` (or `InvalidRequest` for an embedding model) before a run starts."""
@@ -160,7 +167,8 @@ class GatewayTarget:
         return result.vectors
 
     async def aclose(self) -> None:
-        await self.gateway.aclose()
+        if self.owner is not None:
+            await self.owner.aclose()
 
 
 class HTTPTarget:

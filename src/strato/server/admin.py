@@ -4,7 +4,7 @@ and detached again. Guarded by the master key (`server.master_key`, or the older
 without one the admin API is off.
 
 `AdminGuardMiddleware` refuses every /admin request without the admin key before a route parses
-it; the refusal is audited (`auth.refused`, the path as subject). `admin_gateway` checks again, so a
+it; the refusal is audited (`auth.refused`, the path as subject). `admin_services` checks again, so a
 route is never open because the middleware is missing."""
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from strato.auth.audit import AuditEvent
 from strato.config import ConfigError, ModelEntry, Settings, describe_validation_error
 from strato.errors import InvalidRequest, StratoError
-from strato.gateway import Gateway
+from strato.runtime import Runtime
 from strato.server.errors import error_response
 from strato.server.middleware import bearer_token
 from strato.server.openapi import BODY_ERRORS, errors, json_body
 from strato.server.schemas import DeletedModel, Model
+from strato.server.services import services, services_of
 from strato.server.wire import models_body
 
 router = APIRouter(prefix="/admin")
@@ -64,20 +65,18 @@ def admin_refusal(settings: Settings, credential: str | None) -> Forbidden | Non
     return None
 
 
-def audit_refusal(
-    gateway: Gateway, method: str, path: str, error: StratoError, credential: str | None
+async def audit_refusal(
+    runtime: Runtime, method: str, path: str, error: StratoError, credential: str | None
 ) -> None:
     """Audit a refused admin or traces API request: about its path, by the virtual key it showed
     when that key is valid (by id, never the secret), with the status and error code."""
-    if gateway.audit is None:
-        return
     try:
-        key = gateway.auth.authenticate(credential)
+        key = await runtime.auth.authenticate_async(credential)
     except StratoError:
         key = None  # missing, unknown, revoked or expired: an anonymous caller
     detail = {"status": error.status, "code": error.code, "method": method}
     actor = key.id if key is not None else None
-    gateway.audit.submit(AuditEvent(REFUSED, actor, path[:SUBJECT_LENGTH], detail=detail))
+    runtime.audit.submit(AuditEvent(REFUSED, actor, path[:SUBJECT_LENGTH], detail=detail))
 
 
 class AdminGuardMiddleware:
@@ -92,25 +91,26 @@ class AdminGuardMiddleware:
         if scope["type"] != "http" or not (path == "/admin" or path.startswith("/admin/")):
             await self.app(scope, receive, send)
             return
-        state = scope["app"].state
+        runtime = services_of(scope)
         credential = bearer_token(scope.get("headers", []))
-        refusal = admin_refusal(state.settings, credential)
+        refusal = admin_refusal(runtime.settings, credential)
         if refusal is None:
             await self.app(scope, receive, send)
             return
-        audit_refusal(state.gateway, scope["method"], path, refusal, credential)
+        await audit_refusal(runtime, scope["method"], path, refusal, credential)
         await error_response(refusal)(scope, receive, send)
 
 
-def admin_gateway(request: Request) -> Gateway:
-    """The gateway, once the request has shown the master key (or the older `admin_key`)."""
-    gateway: Gateway = request.app.state.gateway
+async def admin_services(request: Request) -> Runtime:
+    """The runtime's services, once the request has shown the master key (or the older
+    `admin_key`)."""
+    runtime = services(request)
     credential = bearer_token(request.scope.get("headers", []))
-    refusal = admin_refusal(request.app.state.settings, credential)
+    refusal = admin_refusal(runtime.settings, credential)
     if refusal is not None:
-        audit_refusal(gateway, request.method, request.url.path, refusal, credential)
+        await audit_refusal(runtime, request.method, request.url.path, refusal, credential)
         raise refusal
-    return gateway
+    return runtime
 
 
 @router.post(
@@ -126,16 +126,16 @@ def admin_gateway(request: Request) -> Gateway:
 )
 async def add_model(request: Request, body: dict[str, Any]) -> JSONResponse:
     """Serve a new model entry, in the same shape as an entry of `models:` in strato.yaml."""
-    gateway = admin_gateway(request)
+    models = (await admin_services(request)).models
     try:
         entry = ModelEntry.model_validate(body)
-        gateway.models.add(entry)
+        models.add(entry)
     except ValidationError as exc:
         raise InvalidRequest(describe_validation_error(exc)) from None
     except ConfigError as exc:
         raise InvalidRequest(str(exc)) from None
-    infos = [info for info in gateway.list_models() if info.name == entry.name]
-    return JSONResponse(models_body(infos, request.app.state.started)["data"][0], status_code=201)
+    infos = [info for info in models.infos() if info.name == entry.name]
+    return JSONResponse(models_body(infos, services(request).started)["data"][0], status_code=201)
 
 
 # `:path`: model names may hold a slash (`meta-llama/Llama-3.2-1B`).
@@ -146,5 +146,5 @@ async def add_model(request: Request, body: dict[str, Any]) -> JSONResponse:
 )
 async def remove_model(name: str, request: Request) -> Response:
     """Stop serving `name`; requests already running finish first."""
-    await admin_gateway(request).models.remove(name)
+    await (await admin_services(request)).models.remove(name)
     return JSONResponse({"id": name, "object": "model", "deleted": True})

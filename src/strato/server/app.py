@@ -1,16 +1,15 @@
-"""The app factory. All state lives on `app.state`; nothing happens at import time."""
+"""The app factory. All state lives on one object, the runtime on `app.state`; nothing happens at
+import time."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from strato import __version__
-from strato.config import Settings
-from strato.gateway import Gateway
+from strato.runtime import Runtime
 from strato.server.admin import AdminGuardMiddleware
 from strato.server.admin import router as admin_router
 from strato.server.errors import install_error_handlers
@@ -23,19 +22,18 @@ from strato.server.routes import router
 from strato.server.traces import router as traces_router
 
 
-def create_app(settings: Settings, gateway: Gateway) -> FastAPI:
-    """An ASGI app serving `gateway`. The app closes the gateway when it shuts down, which stores
-    every trace still queued."""
+def create_app(runtime: Runtime) -> FastAPI:
+    """An ASGI app serving `runtime`'s gateway. The app closes the runtime when it shuts down, which
+    stores every trace still queued."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        await gateway.aclose()
+        await runtime.aclose()
 
+    settings = runtime.settings
     app = FastAPI(title="strato", version=__version__, lifespan=lifespan)
-    app.state.gateway = gateway
-    app.state.settings = settings
-    app.state.started = int(time.time())
+    app.state.runtime = runtime  # what every route uses: `server.services.services(request)`
     app.include_router(router)
     app.include_router(admin_router)
     app.include_router(keys_router)

@@ -15,6 +15,7 @@ from starlette.routing import Match
 from strato.errors import InvalidRequest, StratoError
 from strato.gateway import CallContext, InternalError
 from strato.server.middleware import ENDPOINTS
+from strato.server.services import services
 from strato.server.wire import MAX_NESTING
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ async def _record(request: Request, error: StratoError) -> None:
     except Exception:
         body = "<unreadable body>"
     model = body.get("model") if isinstance(body, dict) and isinstance(body.get("model"), str) else None
-    request.app.state.gateway.record_rejected(ctx, endpoint, model, body, error)
+    services(request).gateway.record_rejected(ctx, endpoint, model, body, error)
 
 
 async def _unreadable(request: Request) -> InvalidRequest:

@@ -35,11 +35,13 @@ from pydantic import (
 from starlette.concurrency import run_in_threadpool
 
 from strato.errors import InvalidRequest
-from strato.gateway import Gateway
 from strato.observe.export import feedback_json
+from strato.observe.recorder import TraceRecorder
 from strato.server.openapi import BODY_ERRORS, errors, json_body
 from strato.server.resources import Feedback
+from strato.server.services import services
 from strato.server.traces import TraceNotFound, visible_key, visible_trace
+from strato.store import Store
 from strato.store.sql import FEEDBACK
 from strato.types import Score
 
@@ -79,7 +81,7 @@ class FeedbackBody(BaseModel):
     ),
 )
 async def give_feedback(request: Request) -> JSONResponse:
-    own = await run_in_threadpool(visible_key, request)  # 401 (audited) before the body is read
+    own = await visible_key(request)  # 401 (audited) before the body is read
     body = _parsed(await request.body())
     score = Score(
         trace_id=body.trace_id,
@@ -90,17 +92,16 @@ async def give_feedback(request: Request) -> JSONResponse:
         label=body.label,
         correction=body.correction,
     )
-    gateway: Gateway = request.app.state.gateway
-    await run_in_threadpool(_store, gateway, score, own)
+    runtime = services(request)
+    await run_in_threadpool(_store, runtime.traces, runtime.recorder, score, own)
     return JSONResponse(feedback_json(score), status_code=201)
 
 
-def _store(gateway: Gateway, score: Score, own: str | None) -> None:
-    store = gateway.recorder.store
+def _store(store: Store, recorder: TraceRecorder, score: Score, own: str | None) -> None:
     trace = visible_trace(store, score.trace_id, own)
     if trace is None:
         # Feedback may come right after the answer, while its trace waits for the batched writer.
-        gateway.recorder.flush(FLUSH_WAIT)
+        recorder.flush(FLUSH_WAIT)
         trace = visible_trace(store, score.trace_id, own)
     if trace is None:
         raise TraceNotFound(f"No trace with id {score.trace_id!r}.", param="trace_id")

@@ -8,11 +8,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from strato.gateway import Gateway
-from strato.guards.step import GuardSet
 from strato.server.middleware import bearer_token
 from strato.server.openapi import BODY_ERRORS, errors
 from strato.server.resources import GuardScan
+from strato.server.services import services
 
 router = APIRouter()
 
@@ -30,9 +29,9 @@ class ScanRequest(BaseModel):
 async def scan(body: ScanRequest, request: Request) -> JSONResponse:
     """Needs a key like every /v1 route once a master key is set; a virtual key's guard settings
     apply to its scans as to its requests."""
-    gateway: Gateway = request.app.state.gateway
-    key = gateway.auth.authenticate(bearer_token(request.scope.get("headers", [])))
-    guards: GuardSet = gateway.guards
+    runtime = services(request)
+    key = await runtime.auth.authenticate_async(bearer_token(request.scope.get("headers", [])))
+    guards = runtime.guards
     overrides = key.guards if key is not None else None
     verdict = await guards.scan(body.text, body.direction, body.model, overrides, system=body.system)
     return JSONResponse(

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from strato.auth import MASTER_KEY_ID, KeySpec, KeyStore, VirtualKey
 from strato.errors import InvalidRequest, StratoError
-from strato.server.admin import FORBIDDEN, admin_gateway
+from strato.server.admin import FORBIDDEN, admin_services
 from strato.server.openapi import BODY_ERRORS, errors
 from strato.server.resources import ApiKeyList, ApiKeyWithSecret, DeletedApiKey
 
@@ -33,8 +33,8 @@ NOT_FOUND = (404, "No live key with this id (`key_not_found`).")
 ADMIN_ACTOR = MASTER_KEY_ID
 
 
-def _keys(request: Request) -> KeyStore:
-    keys = admin_gateway(request).auth.keys
+async def _keys(request: Request) -> KeyStore:
+    keys = (await admin_services(request)).keys
     assert keys is not None  # opened whenever an admin key is set
     return keys
 
@@ -51,7 +51,7 @@ def _shown(key: VirtualKey, secret: str | None = None) -> dict[str, Any]:
     responses=errors(*BODY_ERRORS, FORBIDDEN, 500),
 )
 async def create_key(request: Request, body: KeySpec) -> JSONResponse:
-    keys = _keys(request)
+    keys = await _keys(request)
     try:
         key, secret = keys.create(body, actor=ADMIN_ACTOR)
     except ValueError as exc:
@@ -61,13 +61,13 @@ async def create_key(request: Request, body: KeySpec) -> JSONResponse:
 
 @router.get("", response_model=ApiKeyList, responses=errors(400, FORBIDDEN, 500))
 async def list_keys(request: Request, include_revoked: bool = False) -> JSONResponse:
-    keys = _keys(request).list(include_revoked)
+    keys = (await _keys(request)).list(include_revoked)
     return JSONResponse({"object": "list", "data": [_shown(k) for k in keys]})
 
 
 @router.delete("/{key_id}", response_model=DeletedApiKey, responses=errors(FORBIDDEN, NOT_FOUND, 500))
 async def revoke_key(key_id: Annotated[str, KEY_ID], request: Request) -> JSONResponse:
-    key = _keys(request).revoke(key_id, actor=ADMIN_ACTOR)
+    key = (await _keys(request)).revoke(key_id, actor=ADMIN_ACTOR)
     if key is None:
         raise KeyNotFound(f"No live API key with id {key_id!r}.")
     return JSONResponse({**_shown(key), "deleted": True})
@@ -75,7 +75,7 @@ async def revoke_key(key_id: Annotated[str, KEY_ID], request: Request) -> JSONRe
 
 @router.post("/{key_id}/rotate", response_model=ApiKeyWithSecret, responses=errors(FORBIDDEN, NOT_FOUND, 500))
 async def rotate_key(key_id: Annotated[str, KEY_ID], request: Request) -> JSONResponse:
-    rotated = _keys(request).rotate(key_id, actor=ADMIN_ACTOR)
+    rotated = (await _keys(request)).rotate(key_id, actor=ADMIN_ACTOR)
     if rotated is None:
         raise KeyNotFound(f"No live API key with id {key_id!r}.")
     return JSONResponse(_shown(*rotated))

@@ -210,9 +210,9 @@ async def refuse(scope: Scope, send: Send, error: StratoError) -> None:
     any other rejected request."""
     ctx = scope.get("state", {}).get("strato_ctx")
     endpoint = ENDPOINTS.get(scope["path"])
-    gateway = getattr(getattr(scope.get("app"), "state", None), "gateway", None)
-    if ctx is not None and endpoint is not None and gateway is not None:
-        gateway.record_rejected(ctx, endpoint, None, None, error)
+    runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
+    if ctx is not None and endpoint is not None and runtime is not None:
+        runtime.gateway.record_rejected(ctx, endpoint, None, None, error)
     body = json.dumps(error.to_body()).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})

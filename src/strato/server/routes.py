@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
-from strato.config import Settings
 from strato.errors import ClientDisconnected, StratoError
 from strato.gateway import CallContext, Gateway
 from strato.server.admin import matches_any
@@ -27,6 +26,7 @@ from strato.server.schemas import (
     TextCompletion,
     streamed,
 )
+from strato.server.services import services
 from strato.server.wire import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -42,8 +42,7 @@ router = APIRouter()
 
 
 def _gateway(request: Request) -> Gateway:
-    gateway: Gateway = request.app.state.gateway
-    return gateway
+    return services(request).gateway
 
 
 def _ctx(request: Request) -> CallContext:
@@ -104,8 +103,9 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
 
 @router.get("/v1/models", response_model=ModelList, responses=errors(401, 500))
 async def list_models(request: Request) -> JSONResponse:
-    _gateway(request).auth.authenticate(_ctx(request).credential)
-    return JSONResponse(models_body(_gateway(request).list_models(), request.app.state.started))
+    runtime = services(request)
+    await runtime.auth.authenticate_async(_ctx(request).credential)
+    return JSONResponse(models_body(runtime.models.infos(), runtime.started))
 
 
 @router.get("/healthz", response_model=Health)
@@ -127,7 +127,7 @@ async def healthz() -> dict[str, str]:
 async def metrics(request: Request) -> Response:
     """Prometheus exposition: with `server.metrics_token` set, for that bearer token (or an admin
     key); unset, for loopback clients only."""
-    settings: Settings = request.app.state.settings
+    settings = services(request).settings
     credential = bearer_token(request.scope.get("headers", []))
     token = settings.server.metrics_token
     allowed = [token] if token else []
@@ -139,7 +139,7 @@ async def metrics(request: Request) -> Response:
                 if token
                 else "/metrics answers loopback clients only; set server.metrics_token to scrape it remotely"
             )
-    return Response(_gateway(request).metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(services(request).metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 class MetricsForbidden(StratoError):

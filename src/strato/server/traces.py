@@ -21,17 +21,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from strato.auth import MASTER_KEY_ID
 from strato.config.observe import ANOMALY_KINDS
 from strato.errors import InvalidRequest, StratoError
-from strato.gateway import Gateway
 from strato.observe.export import FEEDBACK_FILTERS, trace_json, trace_query
 from strato.server.admin import audit_refusal, is_admin
 from strato.server.middleware import bearer_token
 from strato.server.openapi import errors, query
 from strato.server.resources import Trace as TraceObject
 from strato.server.resources import TraceList
+from strato.server.services import services
 from strato.store import Store
 from strato.store.sql import FEEDBACK
 from strato.types import Score, Trace
@@ -93,12 +94,16 @@ FILTERS = [
     responses=errors(400, 401, 500),
     openapi_extra={"parameters": FILTERS},
 )
-def list_traces(request: Request) -> JSONResponse:
+async def list_traces(request: Request) -> JSONResponse:
     """Traces newest first, in OpenAI's list shape, `limit` at a time; pass the `last_id` of one
     page as `after` to get the next. Filters: model, status, since, until (or before), user,
     anomaly (a kind or `any`), feedback (any, none, positive, negative), q (words that must all
     occur in the request or the answer) and, for the admin key, api_key."""
-    own = visible_key(request)
+    own = await visible_key(request)
+    return await run_in_threadpool(_listed, request, own)
+
+
+def _listed(request: Request, own: str | None) -> JSONResponse:
     params, store = request.query_params, _store(request)
     limit = _limit(params.get("limit"))
     query = trace_query(
@@ -125,28 +130,31 @@ def list_traces(request: Request) -> JSONResponse:
     response_model=TraceObject,
     responses=errors(401, (404, "No trace with this id that the key may see (`trace_not_found`)."), 500),
 )
-def get_trace(trace_id: Annotated[str, TRACE_ID], request: Request) -> JSONResponse:
+async def get_trace(trace_id: Annotated[str, TRACE_ID], request: Request) -> JSONResponse:
     """One trace by its full id (the `x-strato-trace-id` header of its response), with its spans,
     anomalies and feedback."""
-    own = visible_key(request)
-    store = _store(request)
+    own = await visible_key(request)
+    return await run_in_threadpool(_one, _store(request), trace_id, own)
+
+
+def _one(store: Store, trace_id: str, own: str | None) -> JSONResponse:
     found = visible_trace(store, trace_id, own)
     if found is None:
         raise TraceNotFound(f"No trace with id {trace_id!r}.")
     return JSONResponse(trace_json(found, store.scores(FEEDBACK, [found.id])))
 
 
-def visible_key(request: Request) -> str | None:
+async def visible_key(request: Request) -> str | None:
     """The key id whose traces the caller may see, or None for every key's. Raises 401 (audited)
     when a master key is set and the caller's key is missing, unknown, revoked or expired."""
-    gateway: Gateway = request.app.state.gateway
+    runtime = services(request)
     credential = bearer_token(request.scope.get("headers", []))
-    if is_admin(request.app.state.settings, credential):
+    if is_admin(runtime.settings, credential):
         return None
     try:
-        key = gateway.auth.authenticate(credential)
+        key = await runtime.auth.authenticate_async(credential)
     except StratoError as exc:
-        audit_refusal(gateway, request.method, request.url.path, exc, credential)
+        await audit_refusal(runtime, request.method, request.url.path, exc, credential)
         raise
     return None if key is None or key.id == MASTER_KEY_ID else key.id
 
@@ -167,8 +175,7 @@ def _page(store: Store, found: list[Trace], limit: int) -> dict[str, Any]:
 
 
 def _store(request: Request) -> Store:
-    gateway: Gateway = request.app.state.gateway
-    return gateway.recorder.store
+    return services(request).traces
 
 
 def visible_trace(store: Store, trace_id: str, own: str | None) -> Trace | None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -15,9 +13,7 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    create_engine,
     delete,
-    event,
     exists,
     func,
     literal_column,
@@ -26,11 +22,8 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
-from strato.config import ConfigError
-from strato.store.migrations import migrate
+from strato.store.database import open_database
 from strato.store.storable import storable, storable_json
 from strato.store.tables import scores, traces
 from strato.types import Endpoint, Score, Span, Spend, Trace, TraceQuery
@@ -47,44 +40,14 @@ SPEND_GROUPS = {
 }
 
 
-def normalise_url(url: str) -> str:
-    """Accept the URLs users write (`postgresql://`, `postgres://`) and pick the psycopg 3 driver."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
-
-
 class SQLStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     @classmethod
     def open(cls, url: str) -> SQLStore:
-        try:
-            parsed = make_url(normalise_url(url))
-        except ArgumentError:
-            raise ConfigError(f"database URL {url!r} is not a valid URL") from None
-        if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-            raise ConfigError(f"database URL {url!r}: strato stores data in SQLite or PostgreSQL")
-        if parsed.get_backend_name() == "sqlite":
-            engine = _sqlite_engine(parsed.database)
-        else:
-            engine = create_engine(parsed, pool_pre_ping=True, pool_size=4)
-        store = cls(engine)
-        store._migrate()
-        return store
-
-    def _migrate(self) -> None:
-        for attempt in range(3):
-            try:
-                with self.engine.begin() as conn:
-                    migrate(conn)
-                return
-            except DBAPIError as exc:
-                if attempt == 2:
-                    raise ConfigError(f"cannot prepare the database: {_first_line(exc)}") from None
-                time.sleep(0.2)  # another process may be migrating the same database; look again
+        """Connect and migrate (one-off use; a running server shares the composition root's engine)."""
+        return cls(open_database(url))
 
     def record(self, items: Sequence[Trace]) -> None:
         if not items:
@@ -182,25 +145,6 @@ class SQLStore:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def _sqlite_engine(database: str | None) -> Engine:
-    if database and database != ":memory:":
-        try:
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot create the data directory for {database}: {exc.strerror}") from None
-    engine = create_engine(f"sqlite:///{Path(database).expanduser() if database else ''}")
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()
-
-    return engine
 
 
 def _to_row(t: Trace) -> dict[str, Any]:
@@ -412,7 +356,3 @@ def _from_row(row: Any) -> Trace:
         anomalies=json.loads(row["anomalies"]) if row["anomalies"] else [],
         spans=[_from_span_dict(r) for r in json.loads(row["spans"])] if row["spans"] else [],
     )
-
-
-def _first_line(exc: SQLAlchemyError) -> str:
-    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
