@@ -47,6 +47,7 @@ from strato.types import (
     Price,
     Trace,
 )
+from strato.wire.requests import request_record
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class Gateway:
         return self.models.infos()
 
     async def generate(self, request: GenerationRequest, ctx: CallContext) -> Generation:
-        trace = self._begin(ctx, request.endpoint, request.model, _request_record(request), request.user)
+        trace = self._begin(ctx, request.endpoint, request.model, request_record(request), request.user)
         try:
             await self._auth_step(request, ctx, trace)
             guarded = await self._input_guards_step(request, ctx, trace)
@@ -134,7 +135,7 @@ class Gateway:
 
     async def stream(self, request: GenerationRequest, ctx: CallContext) -> AsyncGenerator[Chunk, None]:
         """Start a streamed answer. Errors known before the first token are raised here."""
-        trace = self._begin(ctx, request.endpoint, request.model, _request_record(request), request.user)
+        trace = self._begin(ctx, request.endpoint, request.model, request_record(request), request.user)
         trace.stream = True
         try:
             await self._auth_step(request, ctx, trace)
@@ -179,7 +180,7 @@ class Gateway:
             guarded = await self.guards.check_input(request, overrides)
             span.attributes["strato.guard.action"] = guarded.action()
             if guarded.decisions:
-                trace.request = {**_request_record(guarded.request), **guarded.record()}
+                trace.request = {**request_record(guarded.request), **guarded.record()}
                 self._audit(trace, f"guard.{guarded.action()}", guarded.record())
             if guarded.blocked:
                 self.auth.release(ctx.grant)  # a refused request does not count toward the key's rpm
@@ -382,38 +383,6 @@ class Gateway:
 
     def _in_flight(self, model: str | None) -> Any:
         return self.metrics.in_flight.labels(model or UNKNOWN_MODEL_LABEL).track_inprogress()
-
-
-def _request_record(request: GenerationRequest) -> dict[str, Any]:
-    """What the trace keeps of a request: the input and every parameter that shapes the answer."""
-    params = request.params
-    record: dict[str, Any] = {
-        "temperature": params.temperature,
-        "top_p": params.top_p,
-        "max_tokens": params.max_tokens,
-        "stop": list(params.stop),
-        "seed": params.seed,
-    }
-    # The rest only when set, so traces of plain requests stay short.
-    optional: dict[str, Any] = {
-        "top_k": params.top_k,
-        "min_p": params.min_p,
-        "presence_penalty": params.presence_penalty or None,
-        "frequency_penalty": params.frequency_penalty or None,
-        "logprobs": params.logprobs or None,
-        "top_logprobs": params.top_logprobs or None,
-    }
-    record.update({k: v for k, v in optional.items() if v is not None})
-    if params.response_format is not None:
-        fmt = params.response_format
-        record["response_format"] = {"type": fmt.type, "schema": fmt.schema, "name": fmt.name}
-    if request.messages is not None:
-        record["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
-    else:
-        record["prompt"] = request.prompt
-    if request.passthrough:
-        record["extra"] = request.passthrough
-    return record
 
 
 def _counted_prompt(provider: Provider | None, request: GenerationRequest | EmbeddingRequest) -> int | None:

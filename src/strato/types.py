@@ -1,6 +1,6 @@
 """Core domain types, independent of any wire format.
 
-The OpenAI wire schemas live in `strato.server.wire`; they convert to and from these types, so the
+The OpenAI wire schemas live in `strato.wire`; they convert to and from these types, so the
 gateway and providers never see HTTP or JSON shapes.
 """
 

@@ -9,6 +9,9 @@
 - `busy-once`: the first request gets 429 with `retry-after: 1`, later ones the `echo` answer
 - `garbage`: a 200 whose body is not JSON (streamed: an event whose data is not JSON)
 
+Asked for `logprobs`, `echo` answers with log probabilities in OpenAI's chat or completions shape:
+each word is a token with logprob -0.5 and `top_logprobs` alternatives.
+
 Setting `down` makes every request fail with 503 until it is cleared; `calls` counts requests.
 """
 
@@ -148,6 +151,7 @@ class Upstream(LocalServer):
                 if chat
                 else {"index": 0, "text": text, "finish_reason": "stop"}
             )
+            choice["logprobs"] = _logprobs(body, _pieces(words), chat=chat)
             return JSONResponse(
                 {"id": "up-1", "object": "x", "model": behaviour, "choices": [choice], "usage": usage}
             )
@@ -158,11 +162,11 @@ class Upstream(LocalServer):
     ) -> AsyncIterator[str]:
         if body["model"] == "cut-early":
             raise ConnectionResetError("upstream cut the stream before any output")
-        for i, word in enumerate(words):
+        for i, piece in enumerate(_pieces(words)):
             if body["model"] == "cut" and i == 2:
                 raise ConnectionResetError("upstream cut the stream")
-            piece = word if i == 0 else " " + word
             choice = {"index": 0, "delta": {"content": piece}} if chat else {"index": 0, "text": piece}
+            choice["logprobs"] = _logprobs(body, [piece], chat=chat)
             yield f"data: {json.dumps({'choices': [choice | {'finish_reason': None}]})}\n\n"
             await asyncio.sleep(0.01)
         final = (
@@ -174,3 +178,35 @@ class Upstream(LocalServer):
         if (body.get("stream_options") or {}).get("include_usage"):
             yield f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n"
         yield "data: [DONE]\n\n"
+
+
+def _pieces(words: list[str]) -> list[str]:
+    return [word if i == 0 else " " + word for i, word in enumerate(words)]
+
+
+def _logprobs(body: dict[str, Any], pieces: list[str], *, chat: bool) -> dict[str, Any] | None:
+    """OpenAI's log probabilities for `pieces` (one token each), when the body asked for them."""
+    if chat and body.get("logprobs"):
+        top = int(body.get("top_logprobs") or 0)
+        content = [
+            {
+                "token": p,
+                "logprob": -0.5,
+                "bytes": list(p.encode()),
+                "top_logprobs": [
+                    {"token": f"{p}#{k}", "logprob": -1.0 - k, "bytes": list(f"{p}#{k}".encode())}
+                    for k in range(top)
+                ],
+            }
+            for p in pieces
+        ]
+        return {"content": content, "refusal": None}
+    if not chat and body.get("logprobs") is not None:
+        top = int(body["logprobs"])
+        return {
+            "tokens": pieces,
+            "token_logprobs": [-0.5] * len(pieces),
+            "top_logprobs": [{f"{p}#{k}": -1.0 - k for k in range(top)} for p in pieces],
+            "text_offset": [0] * len(pieces),
+        }
+    return None

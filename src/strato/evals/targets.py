@@ -9,35 +9,38 @@ measures the model, and a cached answer would report another request's output at
 A case's input is `{"messages": [...]}` (chat) or `{"prompt": str}` (a text completion, which like
 OpenAI's /v1/completions gets at most 16 tokens unless `max_tokens` says otherwise), optionally with
 `"params"`: temperature, top_p, max_tokens, seed, stop, response_format (OpenAI's shape, or the
-`{"type", "schema", "name"}` traces record), top_k, min_p, presence_penalty, frequency_penalty.
+`{"type", "schema", "name"}` shape older traces recorded), top_k, min_p, presence_penalty, frequency_penalty.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from typing import Any, Protocol
 
 import httpx
 
 from strato.cache import CachePolicy
-from strato.errors import StratoError
+from strato.errors import InvalidRequest, StratoError
 from strato.evals.types import Answer
 from strato.gateway import CallContext, Gateway
-from strato.types import EmbeddingRequest, GenerationRequest, Message, ResponseFormat, Role, SamplingParams
+from strato.types import EmbeddingRequest, GenerationRequest
+from strato.wire.requests import read_generation, request_body
 
-COMPLETION_MAX_TOKENS = 16  # OpenAI's default for /v1/completions, which the server applies too
-NUMBER_PARAMS = ("temperature", "top_p", "max_tokens", "seed", "top_k", "min_p")
-PENALTIES = ("presence_penalty", "frequency_penalty")
+# The request fields a case's `params` may set; the rest of a request body comes from the case.
+CASE_PARAMS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "seed",
+    "stop",
+    "top_k",
+    "min_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "response_format",
+)
 IGNORED_PARAMS = ("logprobs", "top_logprobs", "n", "stream", "user")  # no bearing on a scored answer
-ROLES: dict[str, Role] = {
-    "system": "system",
-    "developer": "system",
-    "user": "user",
-    "assistant": "assistant",
-    "tool": "tool",
-}
 TRACE_WAIT = 5.0  # seconds to wait for a remote strato to store the trace that holds an answer's cost
 
 
@@ -53,68 +56,42 @@ def error_line(status: int, code: str | None, message: str) -> str:
 
 
 def generation_request(model: str, case_input: dict[str, Any]) -> GenerationRequest:
-    """The gateway request for one case's input. Raises `InvalidCase` for an input of another shape."""
-    params = sampling_params(case_input.get("params") or {})
+    """The gateway request for one case's input, read as the server reads a request body (text
+    completions get OpenAI's 16 tokens unless `max_tokens` says otherwise). Raises `InvalidCase`
+    for an input of another shape."""
+    body: dict[str, Any] = {**case_params(case_input.get("params") or {}), "model": model}
     if "messages" in case_input:
         messages = case_input["messages"]
         if not isinstance(messages, list) or not messages:
             raise InvalidCase("`messages` must be a non-empty list")
-        return GenerationRequest(model=model, params=params, messages=tuple(_message(m) for m in messages))
-    if isinstance(case_input.get("prompt"), str):
-        if params.max_tokens is None:
-            params = dataclasses.replace(params, max_tokens=COMPLETION_MAX_TOKENS)
-        return GenerationRequest(model=model, params=params, prompt=case_input["prompt"])
-    raise InvalidCase('a case input needs "messages" (a list) or "prompt" (a string)')
+        body["messages"] = messages
+    elif isinstance(case_input.get("prompt"), str):
+        body["prompt"] = case_input["prompt"]
+    else:
+        raise InvalidCase('a case input needs "messages" (a list) or "prompt" (a string)')
+    try:
+        return read_generation(body)
+    except InvalidRequest as exc:
+        raise InvalidCase(exc.message, param=exc.param) from None
 
 
-def sampling_params(params: dict[str, Any]) -> SamplingParams:
-    """A case's `params` as the gateway's sampling parameters; unset ones keep the API's defaults."""
+def case_params(params: Any) -> dict[str, Any]:
+    """A case's `params` as request fields: unknown names are refused (a typo in a data set must
+    not go unnoticed), fields with no bearing on a scored answer are dropped, and a response format
+    in the shape older traces recorded (`{"type", "schema", "name"}`) is written OpenAI's way."""
     if not isinstance(params, dict):
         raise InvalidCase("`params` must be an object")
-    unknown = set(params) - {*NUMBER_PARAMS, *PENALTIES, *IGNORED_PARAMS, "stop", "response_format"}
+    unknown = set(params) - {*CASE_PARAMS, *IGNORED_PARAMS}
     if unknown:
         raise InvalidCase(f"unknown parameter(s): {', '.join(sorted(unknown))}")
-    fields: dict[str, Any] = {k: params[k] for k in NUMBER_PARAMS if params.get(k) is not None}
-    fields.update({k: float(params[k]) for k in PENALTIES if params.get(k) is not None})
-    for name in ("temperature", "top_p", "min_p"):
-        if name in fields:
-            fields[name] = float(fields[name])
-    stop = params.get("stop")
-    if stop is not None:
-        fields["stop"] = (stop,) if isinstance(stop, str) else tuple(str(s) for s in stop)
-    if params.get("response_format") is not None:
-        fields["response_format"] = _response_format(params["response_format"])
-    try:
-        return SamplingParams(**fields)
-    except TypeError as exc:
-        raise InvalidCase(str(exc)) from None
-
-
-def openai_body(model: str, case_input: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The path (`/v1/chat/completions` or `/v1/completions`) and OpenAI request body for a case."""
-    request = generation_request(model, case_input)  # validates the input as the gateway would
-    p = request.params
-    body: dict[str, Any] = {"model": model, "temperature": p.temperature, "top_p": p.top_p}
-    optional = {
-        "max_tokens": p.max_tokens,
-        "seed": p.seed,
-        "stop": list(p.stop) or None,
-        "top_k": p.top_k,
-        "min_p": p.min_p,
-        "presence_penalty": p.presence_penalty or None,
-        "frequency_penalty": p.frequency_penalty or None,
-    }
-    body.update({k: v for k, v in optional.items() if v is not None})
-    if p.response_format is not None:
-        fmt = p.response_format
-        body["response_format"] = {"type": fmt.type}
-        if fmt.type == "json_schema":
-            body["response_format"]["json_schema"] = {"name": fmt.name or "answer", "schema": fmt.schema}
-    if request.messages is not None:
-        body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
-        return "/v1/chat/completions", body
-    body["prompt"] = request.prompt
-    return "/v1/completions", body
+    fields = {k: v for k, v in params.items() if k in CASE_PARAMS and v is not None}
+    fmt = fields.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and "json_schema" not in fmt:
+        fields["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": fmt.get("name") or "response", "schema": fmt.get("schema") or {}},
+        }
+    return fields
 
 
 class Closing(Protocol):
@@ -205,9 +182,10 @@ class HTTPTarget:
 
     async def complete(self, model: str, case_input: dict[str, Any]) -> Answer:
         try:
-            path, body = openai_body(model, case_input)
+            path, body = request_body(generation_request(model, case_input), model)
         except StratoError as exc:
             return Answer(None, error=error_line(exc.status, exc.code, exc.message))
+        path = f"/v1/{path}"
         started = time.perf_counter()
         try:
             response = await self.client.post(path, json=body)
@@ -274,24 +252,6 @@ class HTTPTarget:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.5)
         return None
-
-
-def _message(item: Any) -> Message:
-    if not isinstance(item, dict) or not isinstance(item.get("content"), str):
-        raise InvalidCase('each message needs a "role" and a string "content"')
-    role = ROLES.get(str(item.get("role")))
-    if role is None:
-        raise InvalidCase(f"message role {item.get('role')!r} is not one of system, user, assistant, tool")
-    return Message(role=role, content=item["content"], name=item.get("name"))
-
-
-def _response_format(value: Any) -> ResponseFormat:
-    if not isinstance(value, dict) or value.get("type") not in ("text", "json_object", "json_schema"):
-        raise InvalidCase("response_format needs a type: text, json_object or json_schema")
-    if value["type"] != "json_schema":
-        return ResponseFormat(type=value["type"])
-    inner: dict[str, Any] = value["json_schema"] if isinstance(value.get("json_schema"), dict) else value
-    return ResponseFormat(type="json_schema", schema=inner.get("schema"), name=inner.get("name"))
 
 
 def _http_error(response: httpx.Response) -> str:

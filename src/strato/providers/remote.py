@@ -20,8 +20,15 @@ from strato.types import (
     GenerationRequest,
     ModelInfo,
     ModelKind,
-    SamplingParams,
     Usage,
+)
+from strato.wire.requests import request_body
+from strato.wire.responses import (
+    MalformedResponse,
+    read_chunk,
+    read_finish_reason,
+    read_generation_body,
+    read_usage,
 )
 
 
@@ -59,21 +66,15 @@ class OpenAICompatibleProvider:
         )
 
     async def generate(self, request: GenerationRequest) -> Generation:
-        path, body = self._body(request, stream=False)
+        path, body = request_body(request, self.upstream_model)
         data = await self._upstream.post_json(path, body)
         try:
-            choice = data["choices"][0]
-            text = choice["message"]["content"] if request.messages is not None else choice["text"]
-            return Generation(
-                text=text or "",
-                finish_reason=_finish_reason(choice.get("finish_reason")),
-                usage=_usage(data.get("usage")),
-            )
-        except (KeyError, IndexError, TypeError):
+            return read_generation_body(data, chat=request.messages is not None)
+        except MalformedResponse:
             raise self._upstream.unexpected() from None
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
-        path, body = self._body(request, stream=True)
+        path, body = request_body(request, self.upstream_model, stream=True)
         events = await self._upstream.open_events(path, body)
         return self._chunks(events, chat=request.messages is not None)
 
@@ -84,37 +85,12 @@ class OpenAICompatibleProvider:
         data = await self._upstream.post_json("embeddings", body)
         try:
             rows = sorted(data["data"], key=lambda row: row["index"])
-            return Embeddings(vectors=[row["embedding"] for row in rows], usage=_usage(data.get("usage")))
+            return Embeddings(vectors=[row["embedding"] for row in rows], usage=read_usage(data.get("usage")))
         except (KeyError, TypeError):
             raise self._upstream.unexpected() from None
 
     async def aclose(self) -> None:
         await self._upstream.aclose()
-
-    def _body(self, request: GenerationRequest, *, stream: bool) -> tuple[str, dict[str, Any]]:
-        params = request.params
-        body: dict[str, Any] = dict(request.passthrough)
-        body.update(model=self.upstream_model, temperature=params.temperature, top_p=params.top_p)
-        if params.max_tokens is not None:
-            body["max_tokens"] = params.max_tokens
-        if params.stop:
-            body["stop"] = list(params.stop)
-        if params.seed is not None:
-            body["seed"] = params.seed
-        body.update(_optional_params(params, chat=request.messages is not None))
-        if request.user:
-            body["user"] = request.user
-        if stream:
-            # Always ask for usage so the trace has token counts; the caller only sees it if it asked.
-            body.update(stream=True, stream_options={"include_usage": True})
-        if request.messages is not None:
-            body["messages"] = [
-                {"role": m.role, "content": m.content} | ({"name": m.name} if m.name else {})
-                for m in request.messages
-            ]
-            return "chat/completions", body
-        body["prompt"] = request.prompt
-        return "completions", body
 
     async def _chunks(
         self, events: AsyncGenerator[dict[str, Any], None], *, chat: bool
@@ -127,55 +103,13 @@ class OpenAICompatibleProvider:
                     message = (event["error"] or {}).get("message", "unknown error")
                     raise self._upstream.failed(f"failed mid-stream: {message}")
                 if event.get("usage"):
-                    usage = _usage(event["usage"])
+                    usage = read_usage(event["usage"])
                 for choice in event.get("choices") or []:
-                    text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+                    text, logprobs = read_chunk(choice, chat=chat)
                     if choice.get("finish_reason"):
-                        finish = _finish_reason(choice["finish_reason"])
-                    if text:
-                        yield Chunk(text=text)
+                        finish = read_finish_reason(choice["finish_reason"])
+                    if text or logprobs:
+                        yield Chunk(text=text or "", logprobs=logprobs)
         if finish is None:
             raise self._upstream.failed("ended the stream before finishing")
         yield Chunk(finish_reason=finish, usage=usage or Usage())
-
-
-def _optional_params(params: SamplingParams, *, chat: bool) -> dict[str, Any]:
-    """Sampling fields strato interprets that the upstream should see only when they are set."""
-    body: dict[str, Any] = {}
-    if params.top_k is not None:
-        body["top_k"] = params.top_k  # vLLM, llama-server and Ollama's OpenAI APIs accept these two
-    if params.min_p is not None:
-        body["min_p"] = params.min_p
-    if params.presence_penalty:
-        body["presence_penalty"] = params.presence_penalty
-    if params.frequency_penalty:
-        body["frequency_penalty"] = params.frequency_penalty
-    if params.logprobs:
-        if chat:
-            body.update(logprobs=True, top_logprobs=params.top_logprobs)
-        else:
-            body["logprobs"] = params.top_logprobs
-    fmt = params.response_format
-    if fmt is not None:
-        if fmt.type == "json_schema":
-            schema: dict[str, Any] = {"name": fmt.name or "response", "schema": fmt.schema or {}}
-            body["response_format"] = {"type": "json_schema", "json_schema": schema}
-        else:
-            body["response_format"] = {"type": fmt.type}
-    return body
-
-
-def _finish_reason(value: Any) -> FinishReason:
-    return "length" if value == "length" else "stop"
-
-
-def _usage(data: Any) -> Usage:
-    if not isinstance(data, dict):
-        return Usage()
-    details = data.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
-    return Usage(
-        prompt_tokens=int(data.get("prompt_tokens") or 0),
-        completion_tokens=int(data.get("completion_tokens") or 0),
-        cached_tokens=int(cached or 0),
-    )

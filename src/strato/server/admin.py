@@ -26,7 +26,7 @@ from strato.server.middleware import bearer_token
 from strato.server.openapi import BODY_ERRORS, errors, json_body
 from strato.server.schemas import DeletedModel, Model
 from strato.server.services import services, services_of
-from strato.server.wire import models_body
+from strato.wire.responses import models_body
 
 router = APIRouter(prefix="/admin")
 

@@ -16,7 +16,7 @@ from strato.errors import InvalidRequest, StratoError
 from strato.gateway import CallContext, InternalError
 from strato.server.middleware import ENDPOINTS
 from strato.server.services import services
-from strato.server.wire import MAX_NESTING
+from strato.wire.requests import MAX_NESTING
 
 log = logging.getLogger(__name__)
 

@@ -27,15 +27,9 @@ from strato.server.schemas import (
     streamed,
 )
 from strato.server.services import services
-from strato.server.wire import (
-    ChatCompletionRequest,
-    CompletionRequest,
-    EmbeddingsRequest,
-    ResponseShape,
-    embeddings_body,
-    models_body,
-)
 from strato.types import Chunk, GenerationRequest
+from strato.wire.requests import ChatCompletionRequest, CompletionRequest, EmbeddingsRequest
+from strato.wire.responses import ResponseShape, embeddings_body, models_body
 
 T = TypeVar("T")
 router = APIRouter()

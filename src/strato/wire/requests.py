@@ -1,29 +1,25 @@
-"""OpenAI wire format: request schemas that convert to core types, and response bodies built from them.
+"""OpenAI's request bodies, both ways: schemas that read a body into core types (`to_core`), and
+`request_body`, which writes a core request as the body an OpenAI-compatible server takes.
 
-This module is the only place that knows OpenAI's JSON shapes; the gateway sees core types only.
+The server reads clients' bodies with these schemas, evaluations read their cases with them, the
+remote provider writes upstream bodies with `request_body`, and the trace keeps what
+`request_record` writes: one reading and one writing of the format, used by all.
 """
 
 from __future__ import annotations
 
-import base64
-import struct
-import time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
+from strato.config import describe_validation_error
 from strato.errors import InvalidRequest
 from strato.types import (
     EmbeddingRequest,
-    Embeddings,
-    Generation,
     GenerationRequest,
     Message,
-    ModelInfo,
     ResponseFormat,
     SamplingParams,
-    TokenLogprob,
-    Usage,
 )
 
 # Parameters clients commonly send that do not change what a model generates here.
@@ -321,149 +317,74 @@ class EmbeddingsRequest(BaseModel):
         return EmbeddingRequest(model=self.model, inputs=tuple(str(i) for i in inputs), user=self.user)
 
 
-def usage_body(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+def read_generation(body: dict[str, Any]) -> GenerationRequest:
+    """A chat body (with `messages`) or a text completion body (with `prompt`) as a core request.
+    Raises `InvalidRequest` naming the field at fault."""
+    schema: type[ChatCompletionRequest | CompletionRequest]
+    schema = ChatCompletionRequest if "messages" in body else CompletionRequest
+    try:
+        parsed = schema.model_validate(body)
+    except ValidationError as exc:
+        where = ".".join(str(part) for part in exc.errors()[0]["loc"])
+        raise InvalidRequest(describe_validation_error(exc), param=where or None) from None
+    return parsed.to_core()
+
+
+def request_body(
+    request: GenerationRequest, model: str, *, stream: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """The path (`chat/completions` or `completions`, relative to the API root) and the OpenAI body
+    for `request`, sent as `model`. Parameters a client passed through go first, so strato's own
+    fields win; optional ones are written only when set. A stream always asks for usage, so the
+    trace has token counts (the client sees it only if it asked)."""
+    params, chat = request.params, request.messages is not None
+    body: dict[str, Any] = dict(request.passthrough)
+    body.update(model=model, temperature=params.temperature, top_p=params.top_p)
+    body.update(_sampling_fields(params, chat=chat))
+    if request.user:
+        body["user"] = request.user
+    if stream:
+        body.update(stream=True, stream_options={"include_usage": True})
+    if request.messages is not None:
+        body["messages"] = [
+            {"role": m.role, "content": m.content} | ({"name": m.name} if m.name else {})
+            for m in request.messages
+        ]
+        return "chat/completions", body
+    body["prompt"] = request.prompt
+    return "completions", body
+
+
+def request_record(request: GenerationRequest) -> dict[str, Any]:
+    """What a trace keeps of a request: its OpenAI body without the model and the user, which the
+    trace has fields of its own for."""
+    body = request_body(request, request.model)[1]
+    del body["model"]
+    body.pop("user", None)
+    return body
+
+
+def _sampling_fields(params: SamplingParams, *, chat: bool) -> dict[str, Any]:
+    """The sampling fields that are set (`stop` empty, penalties 0 and no logprobs are unset)."""
+    optional: dict[str, Any] = {
+        "max_tokens": params.max_tokens,
+        "stop": list(params.stop) or None,
+        "seed": params.seed,
+        "top_k": params.top_k,  # vLLM, llama-server and Ollama's OpenAI APIs accept these two
+        "min_p": params.min_p,
+        "presence_penalty": params.presence_penalty or None,
+        "frequency_penalty": params.frequency_penalty or None,
     }
-
-
-def chat_logprobs(tokens: tuple[TokenLogprob, ...] | None) -> dict[str, Any] | None:
-    if tokens is None:
-        return None
-    return {
-        "content": [
-            {
-                "token": t.token,
-                "logprob": t.logprob,
-                "bytes": list(t.bytes),
-                "top_logprobs": [
-                    {"token": a.token, "logprob": a.logprob, "bytes": list(a.bytes)} for a in t.top
-                ],
-            }
-            for t in tokens
-        ],
-        "refusal": None,
-    }
-
-
-def completion_logprobs(tokens: tuple[TokenLogprob, ...] | None, offset: int = 0) -> dict[str, Any] | None:
-    """The legacy completions shape; `offset` is where these tokens start in the whole text."""
-    if tokens is None:
-        return None
-    offsets = []
-    for t in tokens:
-        offsets.append(offset)
-        offset += len(t.token)
-    return {
-        "tokens": [t.token for t in tokens],
-        "token_logprobs": [t.logprob for t in tokens],
-        "top_logprobs": [{a.token: a.logprob for a in t.top} for t in tokens],
-        "text_offset": offsets,
-    }
-
-
-class ResponseShape:
-    """Builds the response objects for one request (one id, one timestamp, one model name)."""
-
-    def __init__(self, trace_id: str, model: str, *, chat: bool) -> None:
-        self.id = f"{'chatcmpl' if chat else 'cmpl'}-{trace_id}"
-        self.model = model
-        self.chat = chat
-        self.created = int(time.time())
-
-    def _base(self, obj: str) -> dict[str, Any]:
-        return {"id": self.id, "object": obj, "created": self.created, "model": self.model}
-
-    def complete(self, result: Generation) -> dict[str, Any]:
-        if self.chat:
-            choice: dict[str, Any] = {
-                "index": 0,
-                "message": {"role": "assistant", "content": result.text},
-                "logprobs": chat_logprobs(result.logprobs),
-                "finish_reason": result.finish_reason,
-            }
-            body = self._base("chat.completion")
+    body = {k: v for k, v in optional.items() if v is not None}
+    if params.logprobs:
+        if chat:
+            body.update(logprobs=True, top_logprobs=params.top_logprobs)
         else:
-            choice = {
-                "index": 0,
-                "text": result.text,
-                "logprobs": completion_logprobs(result.logprobs),
-                "finish_reason": result.finish_reason,
-            }
-            body = self._base("text_completion")
-        body.update(choices=[choice], usage=usage_body(result.usage))
-        return body
-
-    def chunk(
-        self,
-        text: str | None,
-        finish_reason: str | None = None,
-        *,
-        role: bool = False,
-        logprobs: tuple[TokenLogprob, ...] | None = None,
-        offset: int = 0,
-    ) -> dict[str, Any]:
-        if self.chat:
-            delta: dict[str, Any] = {"role": "assistant", "content": ""} if role else {}
-            if text:
-                delta["content"] = text
-            choice: dict[str, Any] = {
-                "index": 0,
-                "delta": delta,
-                "logprobs": chat_logprobs(logprobs),
-                "finish_reason": finish_reason,
-            }
-            body = self._base("chat.completion.chunk")
-        else:
-            choice = {
-                "index": 0,
-                "text": text or "",
-                "logprobs": completion_logprobs(logprobs, offset),
-                "finish_reason": finish_reason,
-            }
-            body = self._base("text_completion")
-        body["choices"] = [choice]
-        return body
-
-    def usage_chunk(self, usage: Usage) -> dict[str, Any]:
-        body = self._base("chat.completion.chunk" if self.chat else "text_completion")
-        body.update(choices=[], usage=usage_body(usage))
-        return body
-
-
-def embeddings_body(model: str, result: Embeddings, encoding: str) -> dict[str, Any]:
-    data = []
-    for index, vector in enumerate(result.vectors):
-        value: list[float] | str = vector
-        if encoding == "base64":
-            value = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
-        data.append({"object": "embedding", "index": index, "embedding": value})
-    return {
-        "object": "list",
-        "data": data,
-        "model": model,
-        "usage": {"prompt_tokens": result.usage.prompt_tokens, "total_tokens": result.usage.prompt_tokens},
-    }
-
-
-def models_body(models: list[ModelInfo], created: int) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": [
-            {
-                "id": m.name,
-                "object": "model",
-                "created": created,
-                "owned_by": "strato",
-                "kind": str(m.kind),
-                "provider": m.provider,
-                "loaded": m.loaded,
-                "context_length": m.context_length,
-                "memory_bytes": m.memory_bytes,
-            }
-            for m in models
-        ],
-    }
+            body["logprobs"] = params.top_logprobs
+    fmt = params.response_format
+    if fmt is not None:
+        body["response_format"] = {"type": fmt.type}
+        if fmt.type == "json_schema":
+            schema: dict[str, Any] = {"name": fmt.name or "response", "schema": fmt.schema or {}}
+            body["response_format"]["json_schema"] = schema
+    return body
