@@ -36,6 +36,7 @@ from strato.providers import Provider, TokenCounter
 from strato.providers.registry import ModelTable
 from strato.routing.attempts import Notes, collect
 from strato.routing.rules import approx_tokens
+from strato.streams import Stream
 from strato.types import (
     Chunk,
     EmbeddingRequest,
@@ -133,8 +134,11 @@ class Gateway:
         await self.cache.store(lookup, result)
         return guarded.answer(dataclasses.replace(result, text=answer))
 
-    async def stream(self, request: GenerationRequest, ctx: CallContext) -> AsyncGenerator[Chunk, None]:
-        """Start a streamed answer. Errors known before the first token are raised here."""
+    async def stream(self, request: GenerationRequest, ctx: CallContext) -> Stream[Chunk]:
+        """Start a streamed answer. Errors known before the first token are raised here. The caller
+        must `aclose()` the stream (the server does once the response is over, a disconnect
+        included): that ends the request, trace stored and budget settled, whether the stream was
+        read to the end, cut, or never read (then it is recorded as a disconnect)."""
         trace = self._begin(ctx, request.endpoint, request.model, request_record(request), request.user)
         trace.stream = True
         try:
@@ -153,7 +157,8 @@ class Gateway:
                 chunks = await self._held(chunks, guarded, trace, ctx)
         except BaseException as exc:
             raise await self._fail(trace, ctx, exc) from None
-        return guarded.chunks(self._traced(chunks, trace, ctx, guarded))
+        traced = Stream(self._traced(chunks, trace, ctx, guarded), chunks)
+        return Stream(guarded.chunks(traced), traced, on_close=lambda: self._unread(trace, ctx))
 
     async def embed(self, request: EmbeddingRequest, ctx: CallContext) -> Embeddings:
         record = {"input": list(request.inputs)}
@@ -296,6 +301,13 @@ class Gateway:
         if not guarded.output_checked:  # flags only: the answer has been sent
             await self._output_guards_step(trace.completion, guarded, trace, ctx)
         await self._committed(self._finish(trace, ctx))  # before the stream's end reaches the client
+
+    def _unread(self, trace: Trace, ctx: CallContext) -> None:
+        """A stream closed before its first chunk was asked for (the client left before the response
+        began) is recorded as a disconnect, and its budget hold settled; one that was read has been
+        recorded by `_traced` already."""
+        if not ctx.recorded:
+            self._failed(trace, ctx, ClientDisconnected("the client disconnected before the answer began"))
 
     def _begin(
         self,

@@ -30,6 +30,7 @@ from strato.config import CacheSettings, ConfigError
 from strato.errors import StratoError
 from strato.providers import Embedder
 from strato.providers.registry import ModelTable
+from strato.streams import Stream
 from strato.types import Chunk, EmbeddingRequest, Generation, GenerationRequest, TokenLogprob, Usage
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ class AnswerCache:
     def remember(self, lookup: Lookup, chunks: AsyncGenerator[Chunk, None]) -> AsyncGenerator[Chunk, None]:
         """`chunks`, storing the answer they make once the stream ends (not when it fails or the
         client leaves first)."""
-        return chunks if lookup.slot is None else self._remembered(lookup, chunks)
+        return chunks if lookup.slot is None else Stream(self._remembered(lookup, chunks), chunks)
 
     async def aclose(self) -> None:
         await self.backend.aclose()

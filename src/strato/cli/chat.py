@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from contextlib import aclosing
 from typing import Annotated
 
 import typer
@@ -76,10 +77,11 @@ async def _turn(gateway: Gateway, model: str, messages: list[Message], params: S
     request = GenerationRequest(model=model, messages=tuple(messages), params=params)
     parts: list[str] = []
     try:
-        async for chunk in await gateway.stream(request, CallContext()):
-            parts.append(chunk.text)
-            sys.stdout.write(chunk.text)
-            sys.stdout.flush()
+        async with aclosing(await gateway.stream(request, CallContext())) as chunks:
+            async for chunk in chunks:
+                parts.append(chunk.text)
+                sys.stdout.write(chunk.text)
+                sys.stdout.flush()
     finally:
         if parts:
             sys.stdout.write("\n")

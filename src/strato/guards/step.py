@@ -27,6 +27,7 @@ from strato.guards.verdict import (
     without_overlaps,
 )
 from strato.observe.spans import current as current_spans
+from strato.streams import Stream
 from strato.types import Chunk, Generation, GenerationRequest, Span
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ class Guarded:
     def chunks(self, chunks: AsyncGenerator[Chunk, None]) -> AsyncGenerator[Chunk, None]:
         if not self.restores:
             return chunks
-        return self._restored(chunks)
+        return Stream(self._restored(chunks), chunks)
 
     async def _restored(self, chunks: AsyncGenerator[Chunk, None]) -> AsyncGenerator[Chunk, None]:
         """Restore placeholders in a stream, holding back text that may be a placeholder cut in two."""

@@ -22,6 +22,7 @@ from strato.config import ModelEntry
 from strato.errors import InvalidRequest
 from strato.providers import Shared
 from strato.providers.upstream import UpstreamClient, UpstreamOptions, read_api_key
+from strato.streams import Stream
 from strato.types import (
     Chunk,
     FinishReason,
@@ -98,7 +99,7 @@ class AnthropicProvider:
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
         events = await self._upstream.open_events(MESSAGES_PATH, self._body(request, stream=True))
-        return self._chunks(events)
+        return Stream(self._chunks(events), events)
 
     async def aclose(self) -> None:
         await self._upstream.aclose()

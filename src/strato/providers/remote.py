@@ -11,6 +11,7 @@ from pydantic import Field
 from strato.config import ModelEntry
 from strato.providers import Shared
 from strato.providers.upstream import UpstreamClient, UpstreamOptions, read_api_key
+from strato.streams import Stream
 from strato.types import (
     Chunk,
     EmbeddingRequest,
@@ -76,7 +77,7 @@ class OpenAICompatibleProvider:
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
         path, body = request_body(request, self.upstream_model, stream=True)
         events = await self._upstream.open_events(path, body)
-        return self._chunks(events, chat=request.messages is not None)
+        return Stream(self._chunks(events, chat=request.messages is not None), events)
 
     async def embed(self, request: EmbeddingRequest) -> Embeddings:
         body = {"model": self.upstream_model, "input": list(request.inputs)}

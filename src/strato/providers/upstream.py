@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from strato.config import ConfigError
 from strato.errors import ContextLengthExceeded, StratoError, UpstreamError, UpstreamTimeout
+from strato.streams import Stream
 
 # Upstream statuses that describe the client's request; passed through to the caller as they are.
 CLIENT_STATUSES = {400, 404, 413, 422, 429}
@@ -124,7 +125,7 @@ class UpstreamClient:
             if response is not None:
                 response.release()
             raise self._transport_error(exc) from None
-        return self._events(response)
+        return Stream(self._events(response), on_close=response.close)  # a no-op once released
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import ipaddress
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from strato.errors import ClientDisconnected, StratoError
 from strato.gateway import CallContext, Gateway
@@ -27,6 +28,7 @@ from strato.server.schemas import (
     streamed,
 )
 from strato.server.services import services
+from strato.streams import Stream
 from strato.types import Chunk, GenerationRequest
 from strato.wire.requests import ChatCompletionRequest, CompletionRequest, EmbeddingsRequest
 from strato.wire.responses import ResponseShape, embeddings_body, models_body
@@ -158,11 +160,27 @@ async def _generate(
         result = await _unless_disconnected(request, gateway.generate(core, ctx))
         return JSONResponse(shape.complete(result))
     chunks = await gateway.stream(core, ctx)
-    return StreamingResponse(
+    return _AnswerResponse(
+        chunks,
         _sse(chunks, shape, include_usage),
         media_type="text/event-stream",
         headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
     )
+
+
+class _AnswerResponse(StreamingResponse):
+    """A streamed answer that ends its request however the response ends: read to the end, cut by
+    a disconnect, or never begun (the client left before the first byte, so `_sse` never ran)."""
+
+    def __init__(self, chunks: Stream[Chunk], content: AsyncIterator[str], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._chunks = chunks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._chunks.aclose()
 
 
 async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
@@ -191,9 +209,7 @@ def _event(data: dict[str, Any]) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-async def _sse(
-    chunks: AsyncGenerator[Chunk, None], shape: ResponseShape, include_usage: bool
-) -> AsyncIterator[str]:
+async def _sse(chunks: Stream[Chunk], shape: ResponseShape, include_usage: bool) -> AsyncIterator[str]:
     """Server-sent events in OpenAI's format. A failure after the stream began is sent as an error event
     (the status line has already gone out), then the stream ends."""
     try:
