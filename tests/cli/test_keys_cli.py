@@ -145,12 +145,6 @@ def test_loopback_addresses() -> None:
     assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "10.0.0.1", "example.com"))
 
 
-@pytest.mark.parametrize("verb", ["create", "list", "revoke", "rotate"])
-def test_every_keys_verb_has_help(verb: str, tmp_path: Path) -> None:
-    result = strato("keys", verb, "--help", data_dir=tmp_path / "d")
-    assert result.returncode == 0 and "Usage" in result.stdout
-
-
 def test_traces_need_the_admin_key_once_the_gateway_runs_with_auth(gateway: GatewayProcess) -> None:
     env = {"STRATO_MASTER_KEY": "", "STRATO_ADMIN_KEY": ""}
     refused = strato("traces", "list", data_dir=gateway.data_dir, env=env)

@@ -52,14 +52,6 @@ def configure(tmp: Path, **router: Any) -> Path:
     return tmp / "data" / "strato.db"
 
 
-@pytest.mark.parametrize("verb", [["router"], ["router", "train"], ["router", "report"]], ids=" ".join)
-def test_the_router_verbs_have_help(verb: list[str], tmp_path: Path) -> None:
-    configure(tmp_path)
-    result = strato(*verb, "--help", tmp=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "Usage" in result.stdout
-
-
 def test_train_fits_on_scored_traces_and_the_gateway_loads_the_model(tmp_path: Path) -> None:
     model = tmp_path / "router-auto.npz"
     database = configure(tmp_path, learned={"model_path": str(model), "threshold": 0.4})

@@ -11,6 +11,7 @@ from strato.config import ConfigError
 from strato.errors import StratoError
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     name="strato",
     help="Self-hosted LLM gateway: serve local and remote models behind one OpenAI-compatible API.",
     no_args_is_help=True,

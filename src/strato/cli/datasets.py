@@ -32,7 +32,9 @@ from strato.store.sql import SQLStore
 from strato.types import TraceQuery
 
 app = typer.Typer(
-    help="Evaluation data sets: import, make from traces, list, show, export.", no_args_is_help=True
+    rich_markup_mode="markdown",
+    help="Evaluation data sets: import, make from traces, list, show, export.",
+    no_args_is_help=True,
 )
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, one object a line.")]

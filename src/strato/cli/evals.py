@@ -35,7 +35,11 @@ from strato.evals.types import Answer, Case, DatasetVersion, Scorer
 from strato.store import open_store
 from strato.types import TraceQuery
 
-app = typer.Typer(help="Evaluate models on data sets: run, compare, replay traces.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode="markdown",
+    help="Evaluate models on data sets: run, compare, replay traces.",
+    no_args_is_help=True,
+)
 
 ScorersOption = Annotated[
     list[str] | None,
@@ -54,7 +58,7 @@ ApiKeyOption = Annotated[
     typer.Option(envvar="STRATO_API_KEY", help="The key calls present (default in process: the master key)."),
 ]
 ReportOption = Annotated[
-    Path | None, typer.Option(help="The HTML report to write (default: ./strato-eval-<run id>.html).")
+    Path | None, typer.Option(help="The HTML report to write (default: ./strato-eval-RUN_ID.html).")
 ]
 NoReportOption = Annotated[bool, typer.Option("--no-report", help="Write no HTML report.")]
 TemperatureOption = Annotated[float | None, typer.Option(min=0, max=2, help="Temperature for every case.")]

@@ -20,7 +20,9 @@ from strato.cli.admin import admin_store
 from strato.cli.options import ConfigOption
 from strato.config import describe_validation_error
 
-app = typer.Typer(help="Virtual API keys: create, list, revoke, rotate.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode="markdown", help="Virtual API keys: create, list, revoke, rotate.", no_args_is_help=True
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 

@@ -23,7 +23,11 @@ from strato.routing.training import ALL, Evaluation, Labelled, Targets, Trained,
 from strato.store import open_store
 from strato.types import Price, TraceQuery
 
-app = typer.Typer(help="Train and inspect routers (cheap or strong model per request).", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode="markdown",
+    help="Train and inspect routers (cheap or strong model per request).",
+    no_args_is_help=True,
+)
 
 RouterName = Annotated[str, typer.Option("--router", "-r", help="The router's model name in the config.")]
 

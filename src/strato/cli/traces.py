@@ -26,7 +26,7 @@ from strato.store import Store
 from strato.store.sql import FEEDBACK
 from strato.types import Score, Span, Trace
 
-app = typer.Typer(help="Inspect recorded requests.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode="markdown", help="Inspect recorded requests.", no_args_is_help=True)
 
 # How the list's "flags" column abbreviates anomaly kinds.
 SHORT_KINDS = {

@@ -262,7 +262,9 @@ class CacheSettings(BaseModel):
     models: dict[str, ModelCacheSettings] = Field(
         default_factory=dict, description="Per model name: its cache mode, TTL and threshold."
     )
-    semantic: SemanticCacheSettings = Field(default_factory=SemanticCacheSettings)
+    semantic: SemanticCacheSettings = Field(
+        default_factory=SemanticCacheSettings, description="How paraphrases are matched in semantic mode."
+    )
     redis_url: str | None = Field(
         None,
         description="redis://host:port/db of a Redis shared by several gateway processes "
@@ -308,14 +310,32 @@ class LimitsSettings(BaseModel):
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    server: ServerSettings = Field(default_factory=ServerSettings)
-    store: StoreSettings = Field(default_factory=StoreSettings)
-    engine: EngineSettings = Field(default_factory=EngineSettings)
-    models: list[ModelEntry] = Field(default_factory=default_models)
-    cache: CacheSettings = Field(default_factory=CacheSettings)
-    guards: GuardsSettings = Field(default_factory=GuardsSettings)
-    limits: LimitsSettings = Field(default_factory=LimitsSettings)
-    observe: ObserveSettings = Field(default_factory=ObserveSettings)
+    server: ServerSettings = Field(
+        default_factory=ServerSettings, description="Where and how the gateway listens, and its keys."
+    )
+    store: StoreSettings = Field(
+        default_factory=StoreSettings, description="Where traces, keys and data sets are kept."
+    )
+    engine: EngineSettings = Field(
+        default_factory=EngineSettings, description="The embedded llama.cpp engine for local models."
+    )
+    models: list[ModelEntry] = Field(
+        default_factory=default_models,
+        description="The models served, by name (default: the embedded SmolLM2 chat and MiniLM embeddings).",
+    )
+    cache: CacheSettings = Field(
+        default_factory=CacheSettings, description="The answer cache, exact or semantic, per model."
+    )
+    guards: GuardsSettings = Field(
+        default_factory=GuardsSettings,
+        description="Input and output scanners: PII, injection, secrets, words.",
+    )
+    limits: LimitsSettings = Field(
+        default_factory=LimitsSettings, description="Where keys' rate limits and budgets are counted."
+    )
+    observe: ObserveSettings = Field(
+        default_factory=ObserveSettings, description="Anomaly checks, alerts, OTLP export, durable traces."
+    )
 
     @field_validator("models")
     @classmethod

@@ -33,8 +33,13 @@ class PIIGuardSettings(BaseModel):
     score_threshold: float = Field(
         0.4, ge=0, le=1, description="Findings scoring below this are ignored (Presidio's 0..1 scale)."
     )
-    input: PIIDirectionPolicy = Field(default_factory=PIIDirectionPolicy)
-    output: PIIDirectionPolicy = Field(default_factory=lambda: PIIDirectionPolicy(action="flag"))
+    input: PIIDirectionPolicy = Field(
+        default_factory=PIIDirectionPolicy, description="What to do with PII in requests (default: redact)."
+    )
+    output: PIIDirectionPolicy = Field(
+        default_factory=lambda: PIIDirectionPolicy(action="flag"),
+        description="What to do with PII in answers (default: flag).",
+    )
     enforce: bool = Field(
         False,
         description="Apply the input policy to chat and completion requests (block: 400 "
@@ -72,7 +77,9 @@ class SecretsGuardSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = True
+    enabled: bool = Field(
+        True, description="Scan requests and answers for API keys, tokens and private keys."
+    )
     action: GuardAction = Field("redact", description="Redacted secrets never reach the model.")
     output_action: GuardAction = Field(
         "flag", description="A secret in an answer (`redact` or `block` hold a stream until it is complete)."
@@ -98,7 +105,7 @@ class WordsGuardSettings(BaseModel):
         description="Cosine similarity (MiniLM) that counts as on-topic; write topics as a label plus a few "
         "keywords (`medical advice: diagnosis, symptoms, medication dose`).",
     )
-    action: GuardAction = "block"
+    action: GuardAction = Field("block", description="What to do when a listed word occurs.")
 
 
 class OutputGuardSettings(BaseModel):
@@ -115,11 +122,22 @@ class OutputGuardSettings(BaseModel):
 class GuardsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    pii: PIIGuardSettings = Field(default_factory=PIIGuardSettings)
-    injection: InjectionGuardSettings = Field(default_factory=InjectionGuardSettings)
-    secrets: SecretsGuardSettings = Field(default_factory=SecretsGuardSettings)
-    words: WordsGuardSettings = Field(default_factory=WordsGuardSettings)
-    output: OutputGuardSettings = Field(default_factory=OutputGuardSettings)
+    pii: PIIGuardSettings = Field(
+        default_factory=PIIGuardSettings, description="Personal data (Presidio-style)."
+    )
+    injection: InjectionGuardSettings = Field(
+        default_factory=InjectionGuardSettings, description="The prompt-injection and jailbreak detector."
+    )
+    secrets: SecretsGuardSettings = Field(
+        default_factory=SecretsGuardSettings, description="Credentials in requests and answers."
+    )
+    words: WordsGuardSettings = Field(
+        default_factory=WordsGuardSettings, description="Banned words and profanity."
+    )
+    output: OutputGuardSettings = Field(
+        default_factory=OutputGuardSettings,
+        description="Checks of answers: content anomalies, JSON validity.",
+    )
     max_scan_chars: int = Field(
         1_000_000,
         gt=0,

@@ -121,6 +121,12 @@ class ObserveSettings(BaseModel):
         "`store.flush_interval`, and a crash (`kill -9`) can lose that last interval's traces. "
         "Budget spend is committed before the answer either way.",
     )
-    anomalies: AnomalySettings = Field(default_factory=AnomalySettings)
-    alerts: AlertSettings = Field(default_factory=AlertSettings)
-    otel: OtelSettings = Field(default_factory=OtelSettings)
+    anomalies: AnomalySettings = Field(
+        default_factory=AnomalySettings, description="Which response anomalies are checked and when."
+    )
+    alerts: AlertSettings = Field(
+        default_factory=AlertSettings, description="Webhooks told of anomalies, rate-limited per kind."
+    )
+    otel: OtelSettings = Field(
+        default_factory=OtelSettings, description="Spans and metrics over OTLP/HTTP, when an endpoint is set."
+    )
