@@ -17,7 +17,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[all,dev]'
 	touch $(STAMP)
 
 serve: install
@@ -37,7 +37,7 @@ test: install lint typecheck
 # Benchmarks compare strato with the peers a user would pick instead; their extra compiles llama-server.
 BENCH_STAMP := $(VENV)/.bench-stamp
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[all,dev,bench]'
 	touch $(BENCH_STAMP)
 
 # LiteLLM's proxy, the gateway strato's overhead is measured against, lives in a virtualenv of its

@@ -20,6 +20,7 @@ from strato.evals.compare import CaseDelta, Comparison
 from strato.evals.runner import Summary, by_case
 from strato.evals.runs import Result, Run
 from strato.evals.types import Case
+from strato.extras import require
 from strato.observe.export import ms, usd
 
 PREVIEW = 80  # characters of an input shown in terminal tables
@@ -204,6 +205,7 @@ figure svg { max-width: 100%; height: auto; }
 
 def write_html(path: Path, title: str, reports: Sequence[RunReport], cases: Sequence[Case]) -> Path:
     """Write the report of `reports` (runs over the same cases) to `path` as one HTML file."""
+    require("matplotlib", "the HTML report (or pass --no-report)")
     body = [
         f"<h1>{_e(title)}</h1>",
         f'<p class="muted">{len(cases)} cases; written {_e(time.strftime("%Y-%m-%d %H:%M:%S %Z"))}</p>',

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from strato.config import GuardsSettings
+from strato.guards.hashing import char_wb_ngrams, hashed, word_ngrams
 from strato.guards.injection_context import context_hits
 from strato.guards.injection_rules import rule_hits
 from strato.guards.normalize import Normalized, normalize
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 WINDOW = 2_000  # characters the classifier reads at a time; longer texts are read in windows
 STRIDE = 1_500
 N_FEATURES = 2**18  # per hasher (words, characters)
-SHORT = 600  # characters up to which a text is scored without building sparse matrices
 
 
 def _hashers() -> tuple[Any, Any]:
@@ -62,28 +62,18 @@ class InjectionModel:
     intercept: float
     idf: np.ndarray  # (2 * N_FEATURES,)
 
-    def __post_init__(self) -> None:
-        self._hashers = _hashers()
-        self._analyzers = (self._hashers[0].build_analyzer(), self._hashers[1].build_analyzer())
-
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         import numpy as np
 
-        if all(len(t) <= SHORT for t in texts):
-            return np.asarray([self._short_probability(t) for t in texts])
-        features = self._features(texts)
-        logits = features @ self.coef + self.intercept
-        return np.asarray(1.0 / (1.0 + np.exp(-logits)))
+        return np.asarray([self.probability(t) for t in texts])
 
-    def _short_probability(self, text: str) -> float:
-        """The same score as the sparse path for one short text (most chat turns), without scipy's
-        per-call overhead, which costs more than the arithmetic on a few hundred n-grams."""
+    def probability(self, text: str) -> float:
+        """The classifier's score for one text: the same as `weigh(hashed_counts(...))` times the
+        coefficients, computed with numpy on this text's n-grams alone (`strato.guards.hashing`),
+        so inference needs neither scikit-learn nor scipy and pays no sparse-matrix overhead."""
         import numpy as np
-        from sklearn.utils import murmurhash3_32
 
-        words, chars = self._analyzers
-        indices = [abs(int(murmurhash3_32(t, seed=0))) % N_FEATURES for t in words(text)]
-        indices += [N_FEATURES + abs(int(murmurhash3_32(t, seed=0))) % N_FEATURES for t in chars(text)]
+        indices = hashed(word_ngrams(text), N_FEATURES) + hashed(char_wb_ngrams(text), N_FEATURES, N_FEATURES)
         if not indices:
             return 1.0 / (1.0 + math.exp(-self.intercept))
         columns, counts = np.unique(np.asarray(indices), return_counts=True)
@@ -91,7 +81,8 @@ class InjectionModel:
         logit = float(weights @ self.coef[columns]) / float(np.sqrt(weights @ weights)) + self.intercept
         return 1.0 / (1.0 + math.exp(-logit))
 
-    def _features(self, texts: Sequence[str]) -> Any:
+    def features(self, texts: Sequence[str]) -> Any:
+        """The rows the coefficients multiply, as training builds them (scikit-learn and scipy)."""
         return self.weigh(hashed_counts(texts))
 
     def weigh(self, counts: Any) -> Any:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from strato.config import ConfigError, ModelEntry
 from strato.errors import ContextLengthExceeded, StratoError
+from strato.extras import require
 from strato.providers import Shared
 from strato.providers.loading import LazyModel
 from strato.providers.sources import package_dir
@@ -45,6 +46,7 @@ class SentenceTransformerEmbedder:
 
     @classmethod
     def from_entry(cls, entry: ModelEntry, shared: Shared) -> SentenceTransformerEmbedder:
+        require("sentence_transformers", f"model {entry.name!r} (a local embedding model)")
         options = entry.parse_options(SentenceTransformerOptions)
         if not options.path and not options.package:
             raise ConfigError(f"model {entry.name!r}: an embedding model needs `path` or `package`")

@@ -24,6 +24,7 @@ from strato.engine.pool import Engine, EnginePool, EngineSpec
 from strato.engine.repetition import RepetitionOptions
 from strato.engine.sampling import SamplingDefaults, grammar_for
 from strato.errors import ContextLengthExceeded, InvalidRequest, StratoError
+from strato.extras import require
 from strato.providers import Shared
 from strato.providers.sources import resolve_gguf
 from strato.types import Chunk, Generation, GenerationRequest, ModelInfo, ModelKind, TokenLogprob
@@ -103,6 +104,7 @@ class LlamaCppProvider:
 
     @classmethod
     def from_entry(cls, entry: ModelEntry, shared: Shared) -> LlamaCppProvider:
+        require("llama_cpp", f"model {entry.name!r} (the local engine)")
         options = entry.parse_options(LlamaCppOptions)
         return cls(entry.name, options, shared.engines)
 

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from strato.errors import StratoError
+from strato.extras import require
 from strato.providers import Shared
 from strato.routing.learned import Classifier, Vectors, embed_texts, resolve_embedder
 from strato.routing.report import target_price
@@ -174,6 +175,7 @@ def train(
     meta: dict[str, Any] | None = None,
 ) -> tuple[Classifier, Evaluation]:
     """Fit on a stratified share of the prompts, evaluate on the rest, then refit on all of them."""
+    require("sklearn", "training a router")
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import train_test_split
 
