@@ -39,7 +39,8 @@ async def main() -> None:
         assert scan.status_code == 200, scan.text
         body = {"model": "remote", "messages": [{"role": "user", "content": "hi"}]}
         refused = await http.post("/v1/chat/completions", json=body)  # nothing listens there
-        assert refused.status_code == 502 and refused.json()["error"]["code"] == "upstream_error", refused.text
+        assert refused.status_code == 502, refused.text
+        assert refused.json()["error"]["code"] == "upstream_error"
     await runtime.aclose()
 
 asyncio.run(main())

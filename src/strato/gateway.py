@@ -286,6 +286,8 @@ class Gateway:
                     parts.append(chunk.text)
                     if chunk.finish_reason:
                         trace.finish_reason = chunk.finish_reason
+                    if chunk.compute is not None:
+                        trace.compute = chunk.compute
                     if chunk.usage:
                         trace.prompt_tokens = chunk.usage.prompt_tokens
                         trace.completion_tokens = chunk.usage.completion_tokens
@@ -418,6 +420,7 @@ def _generated(trace: Trace, result: Generation) -> None:
     trace.completion, trace.finish_reason = result.text, result.finish_reason
     trace.prompt_tokens, trace.completion_tokens = result.usage.prompt_tokens, result.usage.completion_tokens
     trace.cached_tokens = result.usage.cached_tokens
+    trace.compute = result.compute if trace.cache is None else None  # a cached answer cost no compute
 
 
 async def _replayed(chunks: list[Chunk]) -> AsyncGenerator[Chunk, None]:

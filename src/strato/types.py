@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length"]
+EnergySource = Literal["rapl", "estimate"]  # measured from RAPL counters, or CPU time x watts per core
 
 
 class Endpoint(StrEnum):
@@ -109,6 +110,18 @@ class TokenLogprob:
 
 
 @dataclass(frozen=True, slots=True)
+class Compute:
+    """What a local engine spent on one request (or in all): its share of the engine's busy time,
+    of the process's CPU time while the engine worked, and of the energy, `source` saying whether
+    the energy was measured (RAPL) or estimated."""
+
+    busy_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    energy_joules: float = 0.0
+    source: EnergySource = "estimate"
+
+
+@dataclass(frozen=True, slots=True)
 class Generation:
     """A finished, non-streamed answer."""
 
@@ -116,6 +129,7 @@ class Generation:
     finish_reason: FinishReason
     usage: Usage
     logprobs: tuple[TokenLogprob, ...] | None = None  # when the request asked for them
+    compute: Compute | None = None  # a local engine's answer: what it spent
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +140,7 @@ class Chunk:
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     logprobs: tuple[TokenLogprob, ...] = ()  # the tokens behind `text`, when the request asked
+    compute: Compute | None = None  # on a local engine's last chunk: what the request spent
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +191,8 @@ class EngineState:
     memory_bytes: int
     drafted_tokens: int = 0  # prompt-lookup tokens evaluated ahead since the model loaded
     accepted_tokens: int = 0  # of those, the ones the sampler agreed with
+    loaded_seconds: float = 0.0  # wall time since the model loaded
+    spent: Compute = field(default_factory=Compute)  # busy, CPU and energy since the model loaded
 
 
 @dataclass(slots=True)
@@ -224,6 +241,7 @@ class Trace:
     cost: float | None = None  # USD, from the price table of the deployment that answered
     anomalies: list[str] = field(default_factory=list)  # e.g. ["EMPTY_ANSWER", "REFUSAL"]
     spans: list[Span] = field(default_factory=list)  # the request's stages; stored with the trace
+    compute: Compute | None = None  # a local engine's spend; stored as the request span's attributes
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,13 +34,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from strato.engine.energy import EnergyMeter, plus, portion
 from strato.engine.jobs import Adapter, FairQueue, Job
 from strato.engine.lookup import DraftCost, Lookup, LookupOptions
 from strato.engine.repetition import RepetitionCheck, RepetitionOptions
 from strato.engine.sampling import Sampler, SamplingDefaults, logits_at, token_logprob
 from strato.engine.weights import EngineError, Weights
 from strato.errors import StratoError
-from strato.types import FinishReason
+from strato.types import Compute, FinishReason
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class BatcherOptions:
     defaults: SamplingDefaults = field(default_factory=SamplingDefaults)
     lookup: LookupOptions = field(default_factory=LookupOptions)
     repetition: RepetitionOptions = field(default_factory=RepetitionOptions)
+    watts_per_core: float = 7.5  # the energy estimate's rate where no RAPL counter is readable
 
 
 @dataclass(slots=True)
@@ -99,6 +101,9 @@ class Batcher:
         self.drafted = 0  # prompt-lookup tokens evaluated ahead, and how many of them were right
         self.accepted = 0
         self.draft_cost = DraftCost(options.lookup.cost)
+        self.meter = EnergyMeter(options.watts_per_core)
+        self.spent = Compute(source=self.meter.source)  # every step since the model loaded
+        self.loaded_at = time.perf_counter()
         self._adapters: dict[str, Adapter] = {}
         self._retired: list[Adapter] = []  # detached, freed when no running request uses them
         self._active_adapter: Adapter | None = None
@@ -313,14 +318,18 @@ class Batcher:
         if not n:
             return
         batch.n_tokens = n
-        started = time.perf_counter()
+        before = self.meter.read()
         status = lib.llama_decode(self.ctx, batch)
+        spent = self.meter.spent(before, self.meter.read())
         self.steps += 1
+        self.spent = plus(self.spent, spent)
+        for _, job, tokens, *_ in plan:  # each request's share: the tokens it had in the step
+            job.compute = plus(job.compute, portion(spent, tokens / n))
         if status != 0:
             self._decode_failed(status, [slot for slot, *_ in plan])
             return
         if len(plan) == 1 and generating:
-            self.draft_cost.observe(n, time.perf_counter() - started)
+            self.draft_cost.observe(n, spent.busy_seconds)
         for slot, job, added, index, draft in plan:
             if job.prefilling:
                 slot.tokens.extend(job.prompt[job.computed : job.computed + added])

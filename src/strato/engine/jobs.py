@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from strato.engine.lookup import Lookup
 from strato.engine.repetition import RepetitionCheck
 from strato.engine.sampling import Sampler
-from strato.types import Chunk, FinishReason, SamplingParams, TokenLogprob, Usage
+from strato.types import Chunk, Compute, FinishReason, SamplingParams, TokenLogprob, Usage
 
 Emit = Callable[[Chunk | BaseException | None], None]
 
@@ -48,6 +48,7 @@ class Job:
     text: StopScanner = field(init=False)
     decoder: codecs.IncrementalDecoder = field(init=False)
     logprobs: list[TokenLogprob] = field(default_factory=list)
+    compute: Compute | None = None  # its shares of the engine steps it was in
 
     def __post_init__(self) -> None:
         self.text = StopScanner(self.params.stop)
@@ -91,7 +92,10 @@ class Job:
         usage = Usage(
             prompt_tokens=len(self.prompt), completion_tokens=self.generated, cached_tokens=self.cached
         )
-        self.emit(Chunk(text=tail, finish_reason=reason, usage=usage, logprobs=tuple(self.logprobs)))
+        logprobs = tuple(self.logprobs)
+        self.emit(
+            Chunk(text=tail, finish_reason=reason, usage=usage, logprobs=logprobs, compute=self.compute)
+        )
         self.emit(None)
 
 

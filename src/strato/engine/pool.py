@@ -182,6 +182,8 @@ class EnginePool:
                 memory_bytes=engine.memory_bytes,
                 drafted_tokens=engine.batcher.drafted,
                 accepted_tokens=engine.batcher.accepted,
+                loaded_seconds=time.perf_counter() - engine.batcher.loaded_at,
+                spent=engine.batcher.spent,
             )
             for name, engine in self.engines.items()
         ]

@@ -35,6 +35,8 @@ FIRST_TOKEN_BUCKETS = (
     7.5,
     10.0,
 )
+CPU_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+ENERGY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000)
 PER_TOKEN_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
 
 OPERATION, REQUEST_MODEL, PROVIDER = "gen_ai.operation.name", "gen_ai.request.model", "gen_ai.provider.name"
@@ -217,6 +219,46 @@ class GatewayMetrics:
             ["model"],
             registry=self.registry,
         )
+        self.engine_busy = Gauge(
+            "strato_engine_busy_seconds",
+            "Wall time each local model's engine spent decoding since it loaded (rate() of it is the "
+            "share of time busy).",
+            ["model"],
+            registry=self.registry,
+        )
+        self.engine_utilisation = Gauge(
+            "strato_engine_utilisation_ratio",
+            "Share of wall time each local model's engine was busy since it loaded (0..1).",
+            ["model"],
+            registry=self.registry,
+        )
+        self.engine_cpu = Gauge(
+            "strato_engine_cpu_seconds",
+            "Process CPU seconds while each local model's engine decoded, since it loaded.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.engine_energy = Gauge(
+            "strato_engine_energy_joules",
+            "Energy while each local model's engine decoded, since it loaded: measured from RAPL "
+            "counters (source=rapl) or estimated from CPU time (source=estimate).",
+            ["model", "source"],
+            registry=self.registry,
+        )
+        self.request_cpu = Histogram(
+            "strato_request_cpu_seconds",
+            "CPU seconds a request's share of its local engine's work cost, by model.",
+            ["model"],
+            buckets=CPU_BUCKETS,
+            registry=self.registry,
+        )
+        self.request_energy = Histogram(
+            "strato_request_energy_joules",
+            "Energy of a request's share of its local engine's work, by model and source (rapl or estimate).",
+            ["model", "source"],
+            buckets=ENERGY_BUCKETS,
+            registry=self.registry,
+        )
         self.engine_lookup = Gauge(
             "strato_engine_lookup_tokens",
             "Prompt-lookup decoding since each local model loaded: tokens drafted ahead, and "
@@ -282,16 +324,37 @@ class GatewayMetrics:
             self.latency.labels(model_label, endpoint).observe(trace.latency_ms / 1000)
         if trace.ttft_ms is not None:
             self.ttft.labels(model_label).observe(trace.ttft_ms / 1000)
+        if trace.compute is not None:
+            self.request_cpu.labels(model_label).observe(trace.compute.cpu_seconds)
+            self.request_energy.labels(model_label, trace.compute.source).observe(trace.compute.energy_joules)
 
     def set_engines(self, states: list[EngineState]) -> None:
         """Replace the engine gauges with the current state (models unloaded since disappear)."""
-        for gauge in (self.engine_slots, self.engine_queue, self.engine_memory, self.engine_lookup):
+        engine_gauges = (
+            self.engine_slots,
+            self.engine_queue,
+            self.engine_memory,
+            self.engine_lookup,
+            self.engine_busy,
+            self.engine_utilisation,
+            self.engine_cpu,
+            self.engine_energy,
+        )
+        for gauge in engine_gauges:
             gauge.clear()
         for state in states:
             self.engine_slots.labels(state.model, "busy").set(state.busy_slots)
             self.engine_slots.labels(state.model, "free").set(state.slots - state.busy_slots)
             self.engine_queue.labels(state.model).set(state.queued)
             self.engine_memory.labels(state.model).set(state.memory_bytes)
+            spent = state.spent
+            self.engine_busy.labels(state.model).set(spent.busy_seconds)
+            if state.loaded_seconds > 0:
+                self.engine_utilisation.labels(state.model).set(
+                    min(1.0, spent.busy_seconds / state.loaded_seconds)
+                )
+            self.engine_cpu.labels(state.model).set(spent.cpu_seconds)
+            self.engine_energy.labels(state.model, spent.source).set(spent.energy_joules)
             if state.drafted_tokens:
                 self.engine_lookup.labels(state.model, "drafted").set(state.drafted_tokens)
                 self.engine_lookup.labels(state.model, "accepted").set(state.accepted_tokens)

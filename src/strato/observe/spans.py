@@ -250,6 +250,11 @@ def _strato_attributes(trace: Trace) -> dict[str, Any]:
         attributes["strato.guard.names"] = sorted({d["guard"] for d in decisions})
     if trace.anomalies:
         attributes["strato.anomalies"] = list(trace.anomalies)
+    if trace.compute is not None:  # a local engine answered: what its share of the engine cost
+        attributes["strato.engine.busy_seconds"] = trace.compute.busy_seconds
+        attributes["strato.engine.cpu_seconds"] = trace.compute.cpu_seconds
+        attributes["strato.energy.joules"] = trace.compute.energy_joules
+        attributes["strato.energy.source"] = trace.compute.source
     return attributes
 
 

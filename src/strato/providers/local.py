@@ -68,6 +68,14 @@ class LlamaCppOptions(BaseModel):
         "it).",
     )
 
+    watts_per_core: float = Field(
+        7.5,
+        ge=0,
+        description="Where the kernel exposes no RAPL energy counter (most VMs and containers), energy "
+        "is estimated as CPU seconds times this many watts, and shown as an estimate. A server core "
+        "under load draws roughly 5-15 W; set your CPU's TDP divided by its cores for a closer guess.",
+    )
+
     @model_validator(mode="after")
     def _one_source(self) -> LlamaCppOptions:
         if self.base or self.adapter:
@@ -87,6 +95,7 @@ class LlamaCppOptions(BaseModel):
             defaults=SamplingDefaults(top_k=self.top_k, min_p=self.min_p),
             lookup=LookupOptions(max_draft=self.lookup_draft, max_streams=self.lookup_max_streams),
             repetition=RepetitionOptions(self.stop_repetition, self.stop_repetition_tokens),
+            watts_per_core=self.watts_per_core,
         )
 
 
@@ -152,6 +161,7 @@ class LlamaCppProvider:
             finish_reason=last.finish_reason,
             usage=last.usage,
             logprobs=tuple(logprobs) if request.params.logprobs else None,
+            compute=last.compute,
         )
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
