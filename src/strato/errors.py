@@ -101,3 +101,10 @@ class ClientDisconnected(StratoError):
     status = 499
     type = "client_disconnected"
     code = "client_disconnected"
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """What went wrong, in one line a user can act on: the first line of the exception's message (a
+    database driver's own, when SQLAlchemy wraps one), else its type's name."""
+    text = str(getattr(exc, "orig", None) or exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:limit]

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from strato.errors import first_line
 from strato.evals.scorers import Options, ScorerError, as_text, unanswered
 from strato.evals.types import Answer, Case, Judgement, Target
 
@@ -75,7 +76,7 @@ class LLMJudge:
         try:
             verdict = await self.target.complete(self.model, request)
         except Exception as exc:  # the target should not raise; if it does, the case still gets a judgement
-            return Judgement(None, detail, f"judge call failed: {_first_line(exc)}")
+            return Judgement(None, detail, f"judge call failed: {first_line(exc)}")
         detail.update(latency_ms=verdict.latency_ms, cost=verdict.cost)
         if verdict.error is not None or verdict.text is None:
             return Judgement(None, detail, f"judge call failed: {verdict.error or 'no text returned'}")
@@ -143,8 +144,3 @@ def _scale(text: str) -> tuple[float, float]:
 
 def _plain(number: float) -> float | int:
     return int(number) if number.is_integer() else number
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from rouge_score import rouge_scorer  # type: ignore[import-untyped]
 
 from strato.config import default_models
+from strato.errors import first_line
 from strato.evals.scorers import Options, references, unanswered
 from strato.evals.types import Answer, Case, Judgement, Target
 
@@ -37,7 +38,7 @@ class EmbeddingSimilarity:
         try:
             vectors = await self.target.embed(self.model, [answer.text or "", *refs])
         except Exception as exc:  # the embedding model failed: say so, never guess a value
-            return Judgement(None, error=f"embedding: model {self.model} failed: {_first_line(exc)}")
+            return Judgement(None, error=f"embedding: model {self.model} failed: {first_line(exc)}")
         if len(vectors) != len(refs) + 1:
             return Judgement(None, error=f"embedding: model {self.model} returned {len(vectors)} vectors")
         similarities = [cosine(vectors[0], v) for v in vectors[1:]]
@@ -77,8 +78,3 @@ class RougeL:
         best = max(scores, key=lambda s: s.fmeasure)
         detail = {"precision": round(best.precision, 6), "recall": round(best.recall, 6)}
         return Judgement(float(best.fmeasure), detail)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]

@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Protocol
 
 from strato.guards.normalize import normalize
-from strato.guards.verdict import Finding
 
 PLACEHOLDER = re.compile(r"<([A-Z][A-Z_]*?)_(\d+)>")
+
+
+class Span(Protocol):
+    """What redaction needs of a finding (`strato.guards.verdict.Finding`)."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
 
 
 class Placeholders:
@@ -36,7 +47,7 @@ class Placeholders:
             self._originals[name] = value
         return self._by_value[key]
 
-    def redact(self, text: str, findings: Iterable[Finding]) -> str:
+    def redact(self, text: str, findings: Iterable[Span]) -> str:
         """`text` with each finding's span replaced by its placeholder (spans must not overlap)."""
         parts: list[str] = []
         last = 0

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from strato.guards.redact import Placeholders
+
 if TYPE_CHECKING:
     from strato.config import GuardsSettings
-    from strato.guards.redact import Placeholders
 
 Action = Literal["allow", "flag", "redact", "block"]
 Direction = Literal["input", "output"]
@@ -113,6 +114,4 @@ def by_score(f: Finding) -> tuple[float, int, int]:
 
 
 def _placeholders() -> Placeholders:
-    from strato.guards.redact import Placeholders  # redact imports this module
-
     return Placeholders()

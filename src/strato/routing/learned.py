@@ -21,7 +21,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from strato.config import ConfigError
-from strato.errors import ContextLengthExceeded, StratoError
+from strato.errors import ContextLengthExceeded, StratoError, first_line
 from strato.providers import Embedder, Shared
 from strato.types import EmbeddingRequest
 
@@ -104,7 +104,7 @@ class Classifier:
         try:
             data = np.load(path, allow_pickle=False)
         except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise ConfigError(f"router model {path} is not readable: {_first_line(exc)}") from None
+            raise ConfigError(f"router model {path} is not readable: {first_line(exc)}") from None
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise foreign
         try:
@@ -114,7 +114,7 @@ class Classifier:
             arrays = [np.asarray(data[k], dtype=np.float64) for k in ("mean", "scale", "coef")]
             intercept = float(data["intercept"])
         except (OSError, ValueError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-            raise ConfigError(f"router model {path} is not readable: {_first_line(exc)}") from None
+            raise ConfigError(f"router model {path} is not readable: {first_line(exc)}") from None
         finally:
             data.close()
         mean, scale, coef = arrays
@@ -180,7 +180,3 @@ def clip(text: str, limit: int) -> str:
         return text
     half = limit // 2
     return f"{text[:half]} … {text[-half:]}"
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

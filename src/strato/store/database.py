@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from strato.config import ConfigError
+from strato.errors import first_line
 from strato.store.migrations import migrate
 
 MIGRATE_ATTEMPTS = 3
@@ -64,11 +65,6 @@ def _migrate(engine: Engine) -> None:
             if attempt == MIGRATE_ATTEMPTS - 1:
                 raise ConfigError(f"cannot prepare the database: {first_line(exc)}") from None
             time.sleep(0.2)  # another process may be migrating the same database; look again
-
-
-def first_line(exc: BaseException) -> str:
-    """The driver's own message, first line only (what a user can act on)."""
-    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
 
 
 def _sqlite_engine(database: str | None) -> Engine:
