@@ -16,10 +16,14 @@ import json
 import re
 import string
 import unicodedata
+from typing import TYPE_CHECKING
 
 from strato.config import GuardsSettings
 from strato.guards.profanity import profanity
-from strato.guards.verdict import Action, Direction, Finding, ScanContext, Verdict, strictest
+from strato.guards.verdict import REWRITING, Action, Direction, Finding, ScanContext, Verdict, strictest
+
+if TYPE_CHECKING:
+    from strato.providers.registry import ModelTable
 
 # ---------------------------------------------------------------------------------------------------
 # Content anomalies
@@ -281,6 +285,14 @@ class OutputGuard:
 
     name = "output"
     directions: tuple[Direction, ...] = ("output",)
+    order = 50
+
+    @classmethod
+    def build(cls, settings: GuardsSettings, models: ModelTable | None) -> OutputGuard:
+        return cls(settings)
+
+    def rewrites(self, settings: GuardsSettings) -> bool:
+        return any(a in REWRITING for a in (settings.output.anomalies, settings.output.profanity))
 
     def __init__(self, settings: GuardsSettings | None = None) -> None:
         self.settings = settings if settings is not None else GuardsSettings()

@@ -32,6 +32,8 @@ from strato.guards.verdict import Direction, Finding, ScanContext, Verdict
 if TYPE_CHECKING:
     import numpy as np
 
+    from strato.providers.registry import ModelTable
+
 WINDOW = 2_000  # characters the classifier reads at a time; longer texts are read in windows
 STRIDE = 1_500
 N_FEATURES = 2**18  # per hasher (words, characters)
@@ -243,6 +245,17 @@ class InjectionGuard:
 
     name = "injection"
     directions: tuple[Direction, ...] = ("input",)
+    order = 30
+
+    @classmethod
+    def build(cls, settings: GuardsSettings, models: ModelTable | None) -> InjectionGuard:
+        guard = cls()
+        if settings.injection.enabled:
+            guard.detector.load()  # at startup, not on the first request
+        return guard
+
+    def rewrites(self, settings: GuardsSettings) -> bool:
+        return False  # it reads requests only
 
     def __init__(self, detector: InjectionDetector | None = None) -> None:
         self.detector = detector or InjectionDetector()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from strato.config import GuardsSettings, PIIGuardSettings
 from strato.guards.ner import SpacyEntities
@@ -23,6 +24,7 @@ from strato.guards.recognizers import (
     Recognizer,
 )
 from strato.guards.verdict import (
+    REWRITING,
     Action,
     Direction,
     Finding,
@@ -32,6 +34,9 @@ from strato.guards.verdict import (
     strictest,
     without_overlaps,
 )
+
+if TYPE_CHECKING:
+    from strato.providers.registry import ModelTable
 
 Pattern = re.Pattern[str]
 
@@ -112,6 +117,17 @@ class PIIGuard:
 
     name = "pii"
     directions: tuple[Direction, ...] = ("input", "output")
+    order = 20
+
+    @classmethod
+    def build(cls, settings: GuardsSettings, models: ModelTable | None) -> PIIGuard:
+        return cls(settings)
+
+    def rewrites(self, settings: GuardsSettings) -> bool:
+        output = settings.pii.output
+        return settings.pii.enabled and any(
+            a in REWRITING for a in (output.action, *output.entities.values())
+        )
 
     def __init__(self, settings: GuardsSettings, scanner: PIIScanner | None = None) -> None:
         self.settings = settings

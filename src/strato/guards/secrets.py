@@ -17,10 +17,12 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from strato.config import GuardsSettings
 from strato.guards.normalize import normalize
 from strato.guards.verdict import (
+    REWRITING,
     Direction,
     Finding,
     ScanContext,
@@ -29,6 +31,9 @@ from strato.guards.verdict import (
     strictest,
     without_overlaps,
 )
+
+if TYPE_CHECKING:
+    from strato.providers.registry import ModelTable
 
 # A check receives the match and returns a score multiplier (0..1], or None: not a secret.
 Check = Callable[[re.Match[str]], float | None]
@@ -290,6 +295,14 @@ class SecretsGuard:
 
     name = "secrets"
     directions: tuple[Direction, ...] = ("input", "output")
+    order = 10  # first: a secret is redacted before any other guard (or the model) reads it
+
+    @classmethod
+    def build(cls, settings: GuardsSettings, models: ModelTable | None) -> SecretsGuard:
+        return cls(settings)
+
+    def rewrites(self, settings: GuardsSettings) -> bool:
+        return settings.secrets.enabled and settings.secrets.output_action in REWRITING
 
     def __init__(self, settings: GuardsSettings | None = None, scanner: SecretsScanner | None = None) -> None:
         self.settings = settings or GuardsSettings()

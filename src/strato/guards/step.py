@@ -12,6 +12,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from strato.config import GuardsSettings
@@ -37,6 +38,9 @@ LONGEST_PLACEHOLDER = 48  # characters held back while a streamed "<" may start 
 # The built-in guards whose `scan_now` is their whole scan (plain computation): a long text is
 # scanned with it on a worker thread. Other guards (banned topics embed) always run their `scan`.
 OFFLOADABLE = frozenset({"secrets", "pii", "injection", "output"})
+
+
+GUARD_GROUP = "strato.guards"  # the entry point group guards register in, built-ins included
 
 
 class GuardBlocked(InvalidRequest):
@@ -217,13 +221,7 @@ class GuardSet:
     def buffers_stream(self, guarded: Guarded) -> bool:
         """Whether a streamed answer must be held until it is complete: an output guard may change
         or refuse it. With the default actions (flag) the stream flows and is checked at its end."""
-        settings = guarded.settings
-        pii = settings.pii.output
-        actions = [pii.action, *pii.entities.values()] if settings.pii.enabled else []
-        actions += [settings.secrets.output_action] if settings.secrets.enabled else []
-        actions += [settings.words.action] if settings.words.words or settings.words.topics else []
-        actions += [settings.output.anomalies, settings.output.profanity]
-        return any(a in ("redact", "block") for a in actions)
+        return any(g.rewrites(guarded.settings) for g in self.guards if "output" in g.directions)
 
     async def check_output(self, text: str, guarded: Guarded, finish_reason: str | None = None) -> Checked:
         """Run the output guards on the answer (as the model wrote it, before placeholders are
@@ -307,26 +305,8 @@ def _note(
 
 
 def build_guards(settings: GuardsSettings, models: ModelTable | None = None) -> GuardSet:
-    """The built-in guards in the order they run: secrets, PII, prompt injection, banned words and
-    topics, then (on answers) profanity and content anomalies. Topics are embedded with the
-    configured embedding model of the embedded MiniLM's name when there is one."""
-    from strato.guards.anomalies import OutputGuard
-    from strato.guards.injection import InjectionGuard
-    from strato.guards.pii import PIIGuard
-    from strato.guards.secrets import SecretsGuard
-    from strato.guards.words import DEFAULT_EMBEDDER, WordsGuard, embed_with
-
-    embed = None
-    if models is not None and DEFAULT_EMBEDDER in models.embedders:
-        embed = embed_with(models.embedders[DEFAULT_EMBEDDER], DEFAULT_EMBEDDER)
-    injection = InjectionGuard()
-    if settings.injection.enabled:
-        injection.detector.load()  # at startup, not on the first request
-    guards: list[Guard] = [
-        SecretsGuard(settings),
-        PIIGuard(settings),
-        injection,
-        WordsGuard(settings, embed),
-        OutputGuard(settings),
-    ]
-    return GuardSet(settings, guards)
+    """Every guard registered in the `strato.guards` entry point group (the built-ins register
+    there, as a plugin would), built from the settings and run in their `order`: secrets, PII,
+    prompt injection, banned words and topics, then (on answers) profanity and content anomalies."""
+    factories = sorted((ep.load() for ep in entry_points(group=GUARD_GROUP)), key=lambda f: f.order)
+    return GuardSet(settings, [factory.build(settings, models) for factory in factories])

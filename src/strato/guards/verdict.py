@@ -18,6 +18,7 @@ Direction = Literal["input", "output"]
 
 # Most severe wins when findings ask for different actions.
 SEVERITY: dict[Action, int] = {"allow": 0, "flag": 1, "redact": 2, "block": 3}
+REWRITING: frozenset[Action] = frozenset({"redact", "block"})  # actions that change or refuse a text
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,11 @@ class Guard(Protocol):
     directions: tuple[Direction, ...]
 
     async def scan(self, text: str, context: ScanContext) -> Verdict: ...
+
+    def rewrites(self, settings: GuardsSettings) -> bool:
+        """Whether, under these settings, it may change or refuse an answer (a redact or block
+        action on output): a streamed answer is then held until it is complete."""
+        ...
 
 
 def strictest(actions: list[Action]) -> Action:

@@ -20,11 +20,20 @@ import numpy.typing as npt
 from strato.config import GuardsSettings, WordsGuardSettings
 from strato.errors import ContextLengthExceeded
 from strato.guards.normalize import normalize
-from strato.guards.verdict import Direction, Finding, ScanContext, Verdict, strictest, without_overlaps
+from strato.guards.verdict import (
+    REWRITING,
+    Direction,
+    Finding,
+    ScanContext,
+    Verdict,
+    strictest,
+    without_overlaps,
+)
 from strato.types import EmbeddingRequest
 
 if TYPE_CHECKING:
     from strato.providers import Embedder
+    from strato.providers.registry import ModelTable
 
 # Embeds texts: one vector per text, in order.
 Embed = Callable[[Sequence[str]], Awaitable[Sequence[Sequence[float]]]]
@@ -90,6 +99,19 @@ class WordsGuard:
 
     name = "words"
     directions: tuple[Direction, ...] = ("input", "output")
+    order = 40
+
+    @classmethod
+    def build(cls, settings: GuardsSettings, models: ModelTable | None) -> WordsGuard:
+        """Topics are embedded with the embedded MiniLM's model, when it is configured."""
+        embed = None
+        if models is not None and DEFAULT_EMBEDDER in models.embedders:
+            embed = embed_with(models.embedders[DEFAULT_EMBEDDER], DEFAULT_EMBEDDER)
+        return cls(settings, embed)
+
+    def rewrites(self, settings: GuardsSettings) -> bool:
+        words = settings.words
+        return bool(words.words or words.topics) and words.action in REWRITING
 
     def __init__(self, settings: GuardsSettings | None = None, embed: Embed | None = None) -> None:
         """`embed`: the function that embeds texts (`embed_with` a configured model); by default the

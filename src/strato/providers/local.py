@@ -117,6 +117,12 @@ class LlamaCppProvider:
         options = entry.parse_options(LlamaCppOptions)
         return cls(entry.name, options, shared.engines)
 
+    @classmethod
+    def requires(cls, entry: ModelEntry) -> list[str]:
+        """A LoRA model is built on its base."""
+        base = entry.options.get("base")
+        return [base] if isinstance(base, str) else []
+
     def _locate(self) -> Path:
         return resolve_gguf(self.options.path, self.options.package, self.options.file)
 

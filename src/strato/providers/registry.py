@@ -15,11 +15,18 @@ from strato.types import ModelInfo, Price
 
 ENTRY_POINT_GROUP = "strato.providers"
 LOCAL_PROVIDERS = frozenset({"llama_cpp"})  # priced at the engine's compute cost unless set
-BUILT_LAST = {"group": 1, "router": 2}  # they route to other models, so those come first
 
 
 class ProviderFactory(Protocol):
     def from_entry(self, entry: ModelEntry, shared: Shared) -> Provider | Embedder: ...
+
+
+@runtime_checkable
+class DependentFactory(Protocol):
+    """A provider built on other configured models (a LoRA on its base, a group on its deployments
+    and fallbacks, a router on its targets) says which, so that they are built first."""
+
+    def requires(self, entry: ModelEntry) -> list[str]: ...
 
 
 def provider_factory(name: str) -> ProviderFactory:
@@ -142,11 +149,33 @@ def build_models(
     table = ModelTable(generators={}, embedders={}, shared=shared)
     table.shared.models = table.generator
     table.shared.embedders = table.embedder
-    # Models that build on others come after them, whatever the order: LoRA adapters after their
-    # base, model groups after everything they route to, routers after the groups they choose from.
-    for entry in sorted(entries, key=lambda e: ("base" in e.options, BUILT_LAST.get(e.provider, 0))):
+    for entry in build_order(entries):
         table.add(entry)
     # Keep the configured order for listings.
     order = {entry.name: i for i, entry in enumerate(entries)}
     table.generators = dict(sorted(table.generators.items(), key=lambda kv: order[kv[0]]))
     return table
+
+
+def build_order(entries: list[ModelEntry]) -> list[ModelEntry]:
+    """The entries with every model built after the configured models it requires (its factory's
+    `requires`), otherwise in the configured order. Raises ConfigError for models that require
+    each other; a required name that is not configured is left to the model's own check."""
+    names = {entry.name for entry in entries}
+    needs: dict[str, set[str]] = {}
+    for entry in entries:
+        factory = provider_factory(entry.provider)
+        required = factory.requires(entry) if isinstance(factory, DependentFactory) else []
+        needs[entry.name] = {name for name in required if name in names and name != entry.name}
+    ordered: list[ModelEntry] = []
+    built: set[str] = set()
+    pending = list(entries)
+    while pending:
+        ready = next((entry for entry in pending if needs[entry.name] <= built), None)
+        if ready is None:
+            circle = ", ".join(sorted(entry.name for entry in pending))
+            raise ConfigError(f"models {circle} require each other; none can be built first")
+        ordered.append(ready)
+        built.add(ready.name)
+        pending.remove(ready)
+    return ordered

@@ -147,6 +147,12 @@ class ModelGroup:
     def from_entry(cls, entry: ModelEntry, shared: Shared) -> ModelGroup:
         return cls(entry.name, entry.parse_options(GroupOptions), shared)
 
+    @classmethod
+    def requires(cls, entry: ModelEntry) -> list[str]:
+        """The models a group routes to are built before it."""
+        options = entry.parse_options(GroupOptions)
+        return [d.model for d in options.deployments] + options.fallbacks + options.context_fallbacks
+
     def targets(self) -> list[str]:
         """Every model a request to the group may reach: deployments, then fallbacks."""
         return [d.name for d in self.deployments] + self.options.fallbacks + self.options.context_fallbacks

@@ -77,6 +77,13 @@ class Router:
                 )
         return cls(entry.name, options, shared, classifier)
 
+    @classmethod
+    def requires(cls, entry: ModelEntry) -> list[str]:
+        """Its targets, and the embedding model a learned router scores prompts with."""
+        options = entry.parse_options(RouterOptions)
+        embedder = [options.learned.embedder] if options.learned is not None else []
+        return [options.cheap, options.strong, *embedder]
+
     def targets(self) -> list[str]:
         """The models a request to the router may reach."""
         return [self.options.cheap, self.options.strong]
