@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, Float, MetaData, String, Table, Text, select
+from sqlalchemy import Connection, Engine, select
 
 from strato.observe.recorder import BatchWriter
 from strato.store.database import open_database
 from strato.store.storable import storable, storable_json
+from strato.store.tables import audit
 
 KINDS = (
     "key.create",
@@ -31,21 +32,6 @@ KINDS = (
     "auth.refused",
 )
 CLI_ACTOR = "cli"  # the actor of changes made with `strato keys`
-
-metadata = MetaData()
-
-# Mirrors the schema migration 0007 creates; used for queries, never to create tables.
-audit = Table(
-    "audit",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("at", Float, nullable=False),
-    Column("kind", String(64), nullable=False),
-    Column("actor", String(128)),
-    Column("subject", String(256)),
-    Column("trace_id", String(64)),
-    Column("detail", Text),
-)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,29 +33,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Engine, Float, MetaData, String, Table, and_, delete, func, select
+from sqlalchemy import Engine, and_, delete, func, select
 
 from strato.observe.recorder import BatchWriter
+from strato.store.tables import spend_ledger
 
 log = logging.getLogger(__name__)
 
 COMMIT_TIMEOUT = 5.0  # seconds a request waits for its journal entry before giving up on it
 KEEP_SECONDS = 62 * 86400  # entries older than this (two months: every budget period) are pruned
-
-metadata = MetaData()
-
-# Mirrors the table migration 0015 creates; used for queries, never to create it.
-spend_ledger = Table(
-    "spend_ledger",
-    metadata,
-    Column("ticket", String(64), primary_key=True),
-    Column("kind", String(8), primary_key=True),  # "hold" or "settle"
-    Column("key_id", String(128), nullable=False),
-    Column("at", Float, nullable=False),
-    Column("amount", Float, nullable=False),  # USD: the hold, or what the request cost
-    Column("expires_at", Float),  # holds: when a hold that never settled stops counting
-    Column("process", String(32)),  # holds: the gateway process that made it
-)
 
 
 @dataclass(frozen=True, slots=True)

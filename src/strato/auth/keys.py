@@ -14,46 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import Column, Engine, Float, Integer, MetaData, String, Table, Text, func, select, update
+from sqlalchemy import Engine, func, select, update
 
 from strato.auth.audit import AuditEvent, append_events
 from strato.config import Name, check_guard_overrides
 from strato.store.database import open_database
-from strato.store.tables import traces
+from strato.store.tables import admin_keys, api_keys, traces
 
 SECRET_PREFIX = "sk-strato-"
-
-metadata = MetaData()
-
-# Mirrors the schema migration 0006 creates; used for queries, never to create tables.
-api_keys = Table(
-    "api_keys",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("name", String(256), nullable=False),
-    Column("secret_hash", String(64), nullable=False),
-    Column("models", Text),
-    Column("budget_daily", Float),
-    Column("budget_monthly", Float),
-    Column("rpm", Integer),
-    Column("tpm", Integer),
-    Column("expires_at", Float),
-    Column("team", String(256)),
-    Column("metadata", Text),
-    Column("guards", Text),
-    Column("created_at", Float, nullable=False),
-    Column("rotated_at", Float),
-    Column("revoked_at", Float),
-)
-
-
-# The admin keys a gateway runs with, as sha256 (migration 0010).
-admin_keys = Table(
-    "admin_keys",
-    metadata,
-    Column("secret_hash", String(64), primary_key=True),
-    Column("recorded_at", Float, nullable=False),
-)
 
 
 class KeySpec(BaseModel):

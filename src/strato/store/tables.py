@@ -1,4 +1,5 @@
-"""The schema the migrations create, as SQLAlchemy tables: used for queries, never to create tables."""
+"""The schema the migrations create, as SQLAlchemy tables, every table strato queries in one place:
+used for queries, never to create tables (tests/store/test_tables.py holds them to the migrations)."""
 
 from __future__ import annotations
 
@@ -105,4 +106,59 @@ eval_results = Table(
     Column("cost", Float),
     Column("trace_id", String(64)),
     Column("created_at", Float, nullable=False),
+)
+
+# Virtual keys (migration 0006).
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("models", Text),
+    Column("budget_daily", Float),
+    Column("budget_monthly", Float),
+    Column("rpm", Integer),
+    Column("tpm", Integer),
+    Column("expires_at", Float),
+    Column("team", String(256)),
+    Column("metadata", Text),
+    Column("guards", Text),
+    Column("created_at", Float, nullable=False),
+    Column("rotated_at", Float),
+    Column("revoked_at", Float),
+)
+
+# The admin keys a gateway runs with, as sha256 (migration 0010).
+admin_keys = Table(
+    "admin_keys",
+    metadata,
+    Column("secret_hash", String(64), primary_key=True),
+    Column("recorded_at", Float, nullable=False),
+)
+
+# The audit log (migration 0007): append-only.
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("actor", String(128)),
+    Column("subject", String(256)),
+    Column("trace_id", String(64)),
+    Column("detail", Text),
+)
+
+# The spend journal (migration 0015): budgeted requests' holds and settlements.
+spend_ledger = Table(
+    "spend_ledger",
+    metadata,
+    Column("ticket", String(64), primary_key=True),
+    Column("kind", String(8), primary_key=True),  # "hold" or "settle"
+    Column("key_id", String(128), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("amount", Float, nullable=False),  # USD: the hold, or what the request cost
+    Column("expires_at", Float),  # holds: when a hold that never settled stops counting
+    Column("process", String(32)),  # holds: the gateway process that made it
 )
