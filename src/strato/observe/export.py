@@ -10,6 +10,7 @@ from typing import Any
 from strato.config.observe import ANOMALY_KINDS
 from strato.errors import InvalidRequest
 from strato.types import Score, Span, Trace, TraceQuery, Usage
+from strato.wire.responses import usage_body
 
 FEEDBACK_FILTERS = ("any", "none", "positive", "negative")
 
@@ -77,7 +78,7 @@ def trace_json(
         "status": trace.status,
         "finish_reason": trace.finish_reason,
         "error": {"code": trace.error_code, "message": trace.error} if failed else None,
-        "usage": usage_json(usage),
+        "usage": usage_body(usage),
         "cost": trace.cost,
         "latency_ms": trace.latency_ms,
         "ttft_ms": trace.ttft_ms,
@@ -90,15 +91,6 @@ def trace_json(
         "spans": [span_json(s) for s in trace.spans] if spans else None,
         "request": request,
         "completion": trace.completion,
-    }
-
-
-def usage_json(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
     }
 
 
