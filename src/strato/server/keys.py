@@ -1,5 +1,6 @@
 """Admin API for virtual keys: create, list, revoke, rotate. The same operations as `strato keys`;
-a secret appears in a response only when it is created or rotated."""
+a secret appears in a response only when it is created or rotated. The key store is SQL: each route
+runs it on the thread pool, never on the event loop."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from strato.auth import MASTER_KEY_ID, KeySpec, KeyStore, VirtualKey
 from strato.errors import InvalidRequest, StratoError
@@ -53,7 +55,7 @@ def _shown(key: VirtualKey, secret: str | None = None) -> dict[str, Any]:
 async def create_key(request: Request, body: KeySpec) -> JSONResponse:
     keys = await _keys(request)
     try:
-        key, secret = keys.create(body, actor=ADMIN_ACTOR)
+        key, secret = await run_in_threadpool(keys.create, body, actor=ADMIN_ACTOR)
     except ValueError as exc:
         raise InvalidRequest(str(exc), param="expires") from None
     return JSONResponse(_shown(key, secret), status_code=201)
@@ -61,13 +63,13 @@ async def create_key(request: Request, body: KeySpec) -> JSONResponse:
 
 @router.get("", response_model=ApiKeyList, responses=errors(400, FORBIDDEN, 500))
 async def list_keys(request: Request, include_revoked: bool = False) -> JSONResponse:
-    keys = (await _keys(request)).list(include_revoked)
+    keys = await run_in_threadpool((await _keys(request)).list, include_revoked)
     return JSONResponse({"object": "list", "data": [_shown(k) for k in keys]})
 
 
 @router.delete("/{key_id}", response_model=DeletedApiKey, responses=errors(FORBIDDEN, NOT_FOUND, 500))
 async def revoke_key(key_id: Annotated[str, KEY_ID], request: Request) -> JSONResponse:
-    key = (await _keys(request)).revoke(key_id, actor=ADMIN_ACTOR)
+    key = await run_in_threadpool((await _keys(request)).revoke, key_id, actor=ADMIN_ACTOR)
     if key is None:
         raise KeyNotFound(f"No live API key with id {key_id!r}.")
     return JSONResponse({**_shown(key), "deleted": True})
@@ -75,7 +77,7 @@ async def revoke_key(key_id: Annotated[str, KEY_ID], request: Request) -> JSONRe
 
 @router.post("/{key_id}/rotate", response_model=ApiKeyWithSecret, responses=errors(FORBIDDEN, NOT_FOUND, 500))
 async def rotate_key(key_id: Annotated[str, KEY_ID], request: Request) -> JSONResponse:
-    rotated = (await _keys(request)).rotate(key_id, actor=ADMIN_ACTOR)
+    rotated = await run_in_threadpool((await _keys(request)).rotate, key_id, actor=ADMIN_ACTOR)
     if rotated is None:
         raise KeyNotFound(f"No live API key with id {key_id!r}.")
     return JSONResponse(_shown(*rotated))
