@@ -288,12 +288,27 @@ def _facts(trace: Trace) -> Table:
         "route": trace.route,
         "cache": trace.cache,
         "cost": trace.cost,
+        "engine": _engine(trace),
         "guards": trace.request.get("guards"),
     }
     grid = Table.grid(padding=(0, 2))
     for key, value in facts.items():
         grid.add_row(Text(key, style="bold"), "-" if value is None else str(value))
     return grid
+
+
+def _engine(trace: Trace) -> str | None:
+    """What a local engine spent on the request, from its request span: busy and CPU seconds, and
+    the energy, marked when it is an estimate."""
+    root = next((s for s in trace.spans if s.parent_id is None), None)
+    spent = root.attributes if root is not None else {}
+    if "strato.engine.busy_seconds" not in spent:
+        return None
+    energy = f"{spent['strato.energy.joules']:.2f} J"
+    if spent.get("strato.energy.source") == "estimate":
+        energy += " (estimate)"
+    busy, cpu = spent["strato.engine.busy_seconds"], spent["strato.engine.cpu_seconds"]
+    return f"busy {busy:.3f} s, CPU {cpu:.3f} s, {energy}"
 
 
 def _feedback_table(scores: Sequence[Score]) -> Table:
