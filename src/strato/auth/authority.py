@@ -206,11 +206,13 @@ class Authority:
             grant = dataclasses.replace(grant, held=held)
         return grant
 
-    def release(self, grant: Grant | None) -> None:
+    def release(self, grant: Grant | None) -> Future[None] | None:
         """An admitted request was refused before it reached a model (a guard blocked it): give back
-        its rpm count. Its budget hold still goes through `settle`, as for any request."""
+        its rpm count. Its budget hold still goes through `settle`, as for any request. With shared
+        limits the count is given back on a thread: the future says when (None: done already)."""
         if grant is not None and grant.key is not None:
-            self._soon(self._release, grant.key, grant.ticket)
+            return self._soon(self._release, grant.key, grant.ticket)
+        return None
 
     def settle_soon(self, grant: Grant | None, tokens: int, cost: float | None) -> list[Future[None]]:
         """`settle`, off the event loop when the limits are shared. A budgeted key's settlement also
@@ -225,11 +227,11 @@ class Authority:
         settled = self.journal.settle(grant.key.id, grant.ticket, cost or 0.0, self.clock())
         return [grant.held, settled] if grant.held is not None else [settled]
 
-    def _soon(self, work: Callable[..., None], *args: object) -> None:
+    def _soon(self, work: Callable[..., None], *args: object) -> Future[None] | None:
         if self._threads is None:
             work(*args)
-        else:
-            self._threads.submit(work, *args)
+            return None
+        return self._threads.submit(work, *args)
 
     def settle(self, grant: Grant | None, tokens: int, cost: float | None) -> None:
         """The request is over: count its tokens and replace its hold with its real cost."""
