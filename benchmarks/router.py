@@ -45,9 +45,9 @@ import numpy as np
 from strato.config import ModelEntry
 from strato.providers.registry import ModelTable, build_models
 from strato.routing.router import Router
-from strato.routing.rules import approx_tokens
 from strato.routing.training import Targets, learn, read_scored
 from strato.store import open_store
+from strato.tokens import approx_tokens
 from strato.types import Endpoint, GenerationRequest, Message, Price, SamplingParams, Score, Trace
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"

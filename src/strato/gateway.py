@@ -35,8 +35,8 @@ from strato.observe.spans import finish as finish_spans
 from strato.providers import Provider, TokenCounter
 from strato.providers.registry import ModelTable
 from strato.routing.attempts import Notes, collect
-from strato.routing.rules import approx_tokens
 from strato.streams import Stream
+from strato.tokens import approx_tokens
 from strato.types import (
     Chunk,
     EmbeddingRequest,

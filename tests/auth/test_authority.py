@@ -18,11 +18,12 @@ from strato.auth import (
     RateLimited,
     worst_case_cost,
 )
-from strato.auth.authority import DEFAULT_COMPLETION, MESSAGE_TOKENS, TEMPLATE_TOKENS, prompt_bound
+from strato.auth.authority import DEFAULT_COMPLETION
 from strato.auth.keys import VirtualKey
 from strato.config import load_settings
 from strato.engine.weights import Weights
 from strato.providers.sources import resolve_gguf
+from strato.tokens import MESSAGE_TOKENS, TEMPLATE_TOKENS, prompt_bound
 from strato.types import EmbeddingRequest, GenerationRequest, Message, Price, SamplingParams
 
 PRICE = Price(input=1_000_000.0, output=2_000_000.0)  # $1 a prompt token, $2 a generated one

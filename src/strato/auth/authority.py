@@ -24,6 +24,7 @@ from strato.auth.limits import (
     retry_after,
 )
 from strato.errors import StratoError
+from strato.tokens import prompt_bound
 from strato.types import EmbeddingRequest, GenerationRequest, Price
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,6 @@ log = logging.getLogger(__name__)
 MASTER_KEY_ID = "master"  # what traces show as the key of requests made with the master key
 LOOKUP_TTL = 2.0  # seconds a key lookup is reused: revocations reach a running server this fast
 DEFAULT_COMPLETION = 4096  # worst-case completion tokens when neither max_tokens nor a context is known
-# The most tokens a chat template adds to a prompt besides the text: role markers and separators per
-# message, plus the template's own (a default system prompt such as SmolLM2's, about 20 tokens).
-TEMPLATE_TOKENS = 64
-MESSAGE_TOKENS = 8
 
 
 class InvalidApiKey(StratoError):
@@ -296,20 +293,6 @@ def worst_case_cost(
     prompt = prompt_tokens if prompt_tokens is not None else prompt_bound(request)
     completion = request.params.max_tokens or context_length or DEFAULT_COMPLETION
     return price.cost(prompt, completion)
-
-
-def prompt_bound(request: GenerationRequest | EmbeddingRequest) -> int:
-    """At least as many tokens as the prompt has for any byte-level or SentencePiece tokenizer:
-    every ordinary token stands for one byte of text or more, and the template's own tokens are
-    bounded per message and per prompt. Holding a budget with this can only be high, never low,
-    so concurrent requests cannot overspend it (a quarter of the bytes, the old estimate, was
-    below what SmolLM2 counts for any short chat: 31 tokens for "hi")."""
-    if isinstance(request, EmbeddingRequest):
-        return sum(len(t.encode()) + 2 for t in request.inputs)  # [CLS] and [SEP]
-    if request.messages is None:
-        return len((request.prompt or "").encode()) + MESSAGE_TOKENS
-    text = sum(len(m.content.encode()) + len((m.name or "").encode()) for m in request.messages)
-    return text + MESSAGE_TOKENS * len(request.messages) + TEMPLATE_TOKENS
 
 
 def _masked(secret: str) -> str:

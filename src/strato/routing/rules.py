@@ -13,11 +13,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from strato.config import Name
+from strato.tokens import approx_tokens
 from strato.types import GenerationRequest
 
 Role = Literal["cheap", "strong"]
 
-BYTES_PER_TOKEN = 4  # the usual rule of thumb for BPE vocabularies; UTF-8 bytes keep CJK text honest
 
 # Signs of code in a message: a fenced block, a line that opens like a statement in a common
 # language, an SQL statement, or a line that ends the way code lines do. Prose rarely does any.
@@ -97,10 +97,6 @@ class Prompt:
             last_user=users[-1] if users else "",
             has_tools=bool(tools),
         )
-
-
-def approx_tokens(text: str) -> int:
-    return -(-len(text.encode("utf-8")) // BYTES_PER_TOKEN)
 
 
 def has_code(text: str) -> bool:
