@@ -26,6 +26,7 @@ from strato.cache.answers import AnswerCache, Lookup, replay
 from strato.config import GuardsSettings
 from strato.errors import ClientDisconnected, StratoError
 from strato.guards.step import Guarded, GuardSet, build_guards
+from strato.observe import call
 from strato.observe.anomalies import AnomalyWatch
 from strato.observe.metrics import GatewayMetrics
 from strato.observe.otel import OtelExport
@@ -34,7 +35,7 @@ from strato.observe.spans import SpanRecorder, operation_name
 from strato.observe.spans import finish as finish_spans
 from strato.providers import Provider, TokenCounter
 from strato.providers.registry import ModelTable
-from strato.routing.attempts import Notes, collect
+from strato.routing.attempts import Notes
 from strato.streams import Stream
 from strato.tokens import approx_tokens
 from strato.types import (
@@ -57,7 +58,10 @@ UNKNOWN_MODEL_LABEL = "unknown"  # metrics label for names that are not configur
 
 @dataclass
 class CallContext:
-    """Who is calling and when; created once per request by the server or the CLI."""
+    """The record of one request: who is calling and when, and what its stages wrote down (spans,
+    routing's notes, response headers, cost). Created once per request by the server or the CLI;
+    the gateway enters it as the current request's record (`strato.observe.call`) and finishes it
+    once."""
 
     trace_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started_at: float = field(default_factory=time.time)
@@ -319,7 +323,8 @@ class Gateway:
         record: dict[str, Any],
         user: str | None,
     ) -> Trace:
-        ctx.notes = collect()  # model groups and routers add their calls and decisions
+        ctx.notes = Notes()
+        call.enter(ctx)  # model groups, routers and guards add their calls, decisions and spans
         operation = operation_name(endpoint)
         ctx.spans.begin(f"{operation} {model}" if model else operation, ctx.started_at)
         return Trace(

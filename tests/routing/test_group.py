@@ -18,10 +18,11 @@ import pytest
 from strato.config import ConfigError, ModelEntry
 from strato.errors import UpstreamError
 from strato.gateway import CallContext, Gateway
+from strato.observe import call
 from strato.observe.metrics import GatewayMetrics
 from strato.observe.recorder import TraceRecorder
 from strato.providers.registry import ModelTable, build_models
-from strato.routing.attempts import Notes, collect
+from strato.routing.attempts import Notes
 from strato.routing.group import ModelGroup, NoDeployment
 from strato.store import open_store
 from strato.types import GenerationRequest, Message, SamplingParams
@@ -37,6 +38,13 @@ def upstreams() -> Iterator[list[Upstream]]:
     yield started
     for upstream in started:
         upstream.stop()
+
+
+def collect() -> Notes:
+    """A request's record, entered as the gateway does: what routing does lands in its notes."""
+    ctx = CallContext()
+    call.enter(ctx)
+    return ctx.notes
 
 
 def remote(name: str, upstream: Upstream, behaviour: str = "echo", **options: Any) -> dict[str, Any]:

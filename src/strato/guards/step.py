@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,7 @@ from strato.guards.verdict import (
     strictest,
     without_overlaps,
 )
-from strato.observe.spans import current as current_spans
+from strato.observe.call import stage
 from strato.streams import Stream
 from strato.types import Chunk, Generation, GenerationRequest, Span
 
@@ -259,10 +259,7 @@ def _check_length(length: int, settings: GuardsSettings, param: str) -> None:
 
 def _timed(guard: Guard, direction: Direction) -> AbstractContextManager[Span | None]:
     """The span of one guard's scans on a request's way in or out (none outside a request)."""
-    spans = current_spans()
-    if spans is None:
-        return nullcontext()
-    return spans.span(f"strato.guard.{guard.name}", {"strato.guard.direction": direction})
+    return stage(f"strato.guard.{guard.name}", {"strato.guard.direction": direction})
 
 
 def _describe(span: Span | None, verdicts: list[Verdict]) -> None:

@@ -1,9 +1,10 @@
 """Spans: the stages of one request, timed as they happen and stored with its trace.
 
-A `SpanRecorder` rides on the request's `CallContext` (and in a context variable, so the guard step
-adds its spans without a handle). Opening a span costs about two microseconds: an id (16 of them from
-one `os.urandom` call), two `time.time()` calls and a list append; nothing is exported on the request
-path. Names and attributes follow OpenTelemetry's GenAI semantic conventions where one exists:
+A `SpanRecorder` rides on the request's `CallContext` (which `strato.observe.call` carries, so the
+guard step adds its spans without a handle). Opening a span costs about two microseconds: an id
+(16 of them from one `os.urandom` call), two `time.time()` calls and a list append; nothing is
+exported on the request path. Names and attributes follow OpenTelemetry's GenAI semantic
+conventions where one exists:
 
     chat smollm2                       the request (root; a server span): gen_ai.* and strato.*
       strato.auth                      who is calling, may they use this model now
@@ -25,15 +26,12 @@ from __future__ import annotations
 
 import os
 import time
-from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Literal
 
 from strato.errors import StratoError
 from strato.routing.attempts import Attempt, Notes
 from strato.types import Endpoint, Span, Trace
-
-_current: ContextVar[SpanRecorder | None] = ContextVar("strato_spans", default=None)
 
 OPERATIONS = {Endpoint.CHAT: "chat", Endpoint.COMPLETION: "text_completion", Endpoint.EMBEDDING: "embeddings"}
 FIRST_TOKEN = "strato.first_token"
@@ -92,7 +90,6 @@ class SpanRecorder:
         self.root = Span(self._new_id(), name, started_at, started_at)
         self.spans = [self.root]
         self._open = [self.root]
-        _current.set(self)
         return self.root
 
     def span(self, name: str, attributes: dict[str, Any] | None = None) -> SpanRecorder:
@@ -170,11 +167,6 @@ class Call:
         self.ended_at = time.time()
         if exc is not None:
             self.error = error_type(exc)
-
-
-def current() -> SpanRecorder | None:
-    """The recorder of the request being served in this context (None outside a request)."""
-    return _current.get()
 
 
 def finish(recorder: SpanRecorder, trace: Trace, notes: Notes) -> list[Span]:

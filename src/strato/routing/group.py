@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from strato.config import ConfigError, ModelEntry
 from strato.errors import ContextLengthExceeded, StratoError, UpstreamTimeout
+from strato.observe.call import record_call
 from strato.providers import Provider, Shared
-from strato.routing.attempts import record_call
 from strato.routing.health import Health
 from strato.routing.strategies import Strategy, order
 from strato.types import Chunk, Generation, GenerationRequest, ModelInfo, ModelKind, Price

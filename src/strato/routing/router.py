@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from strato.config import ConfigError, ModelEntry
 from strato.errors import StratoError
+from strato.observe.call import decide, record_call
 from strato.providers import Embedder, Provider, Shared
-from strato.routing.attempts import Decision, decide, record_call
+from strato.routing.attempts import Decision
 from strato.routing.group import Call, ModelGroup
 from strato.routing.learned import Classifier, LearnedOptions, embed_texts, resolve_embedder
 from strato.routing.rules import Prompt, Role, Rule, RuleOptions, first_match
