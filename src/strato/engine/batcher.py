@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from strato.engine.energy import EnergyMeter, plus, portion
-from strato.engine.jobs import Adapter, FairQueue, Job
+from strato.engine.jobs import Adapter, FairQueue, Job, Outbox
 from strato.engine.lookup import DraftCost, Lookup, LookupOptions
 from strato.engine.repetition import RepetitionCheck, RepetitionOptions
 from strato.engine.sampling import Sampler, SamplingDefaults, logits_at, token_logprob
@@ -109,6 +109,7 @@ class Batcher:
         self._active_adapter: Adapter | None = None
         self._turn = 0
         self._commands: list[Callable[[], None]] = []
+        self._outboxes: set[Outbox] = set()  # flushed after every step: one wake-up per event loop
         self._cond = threading.Condition()
         self._closing = False
         self._thread = threading.Thread(target=self._loop, name=f"strato-engine-{weights.path.stem}")
@@ -132,6 +133,8 @@ class Batcher:
                     headers={"retry-after": str(self.options.retry_after)},
                 )
             self.queue.push(job)
+            if job.outbox is not None:
+                self._outboxes.add(job.outbox)
             self._cond.notify()
 
     def cancel(self, job: Job) -> None:
@@ -191,6 +194,7 @@ class Batcher:
                         break
                     commands, self._commands = self._commands, []
                     admitted = self._admit()
+                    outboxes = list(self._outboxes)
                 for command in commands:
                     command()
                 for slot in admitted:
@@ -198,6 +202,7 @@ class Batcher:
                 self._reap()
                 if self._running():
                     self._step()
+                self._flush(outboxes)
         except Exception as exc:  # a bug or a llama.cpp failure: fail every request, do not hang them
             log.exception("engine for %s stopped", self.weights.path.name)
             self._fail_all(EngineError(f"the engine stopped: {exc}", status=500))
@@ -205,7 +210,17 @@ class Batcher:
             with self._cond:
                 self._closing = True  # refuse new work: no thread is left to serve it
             self._fail_all(EngineError("the model was unloaded", status=503, code="model_unloading"))
+            with self._cond:
+                outboxes = list(self._outboxes)
+            self._flush(outboxes)
             self._free()
+
+    def _flush(self, outboxes: list[Outbox]) -> None:
+        """Deliver what the step emitted; forget outboxes whose event loop has closed."""
+        for outbox in outboxes:
+            if not outbox.flush():
+                with self._cond:
+                    self._outboxes.discard(outbox)
 
     def _running(self) -> bool:
         return any(slot.job for slot in self.slots)

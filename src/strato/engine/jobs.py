@@ -7,6 +7,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from strato.engine.lookup import Lookup
 from strato.engine.repetition import RepetitionCheck
@@ -14,6 +15,14 @@ from strato.engine.sampling import Sampler
 from strato.types import Chunk, Compute, FinishReason, SamplingParams, TokenLogprob, Usage
 
 Emit = Callable[[Chunk | BaseException | None], None]
+
+
+class Outbox(Protocol):
+    """Where a job's `emit` puts its items until the engine's step is done (`strato.engine.handoff`)."""
+
+    def flush(self) -> bool:
+        """Deliver what was emitted; False once nobody can receive any more (the loop has closed)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +45,7 @@ class Job:
     user: str
     emit: Emit
     grammar: str | None = None  # GBNF for structured output, converted once by the caller
+    outbox: Outbox | None = None  # flushed by the engine after each step, when `emit` feeds one
     cancelled: bool = False  # set from the event loop when the client goes away
     queued_at: float = field(default_factory=time.perf_counter)
     sampler: Sampler | None = None

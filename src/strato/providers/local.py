@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import weakref
 from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from strato.config import ConfigError, ModelEntry
 from strato.engine.batcher import BatcherOptions
+from strato.engine.handoff import Mailbox, Outbox
 from strato.engine.jobs import Job
 from strato.engine.lookup import LookupOptions
 from strato.engine.pool import Engine, EnginePool, EngineSpec
@@ -108,6 +110,9 @@ class LlamaCppProvider:
         self.pool = pool
         self.base = options.base or name
         self.adapter_path = Path(options.adapter).expanduser() if options.adapter else None
+        self._outboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Outbox] = (
+            weakref.WeakKeyDictionary()
+        )
         if options.base is None:
             pool.register(EngineSpec(name=name, locate=self._locate, options=options.batcher()))
 
@@ -189,14 +194,11 @@ class LlamaCppProvider:
             if not prompt:
                 raise InvalidRequest("the prompt is empty", param="prompt")
             max_tokens = check_budget(engine, len(prompt), request.params.max_tokens)
-            loop = asyncio.get_running_loop()
-            queue: asyncio.Queue[Chunk | BaseException | None] = asyncio.Queue()
+            mailbox = Mailbox(asyncio.get_running_loop())
+            outbox = self._outbox()
 
-            def emit(item: Chunk | BaseException | None) -> None:
-                try:
-                    loop.call_soon_threadsafe(queue.put_nowait, item)
-                except RuntimeError:  # the event loop is gone (shutdown); nobody is listening
-                    job.cancelled = True
+            def gone() -> None:  # the event loop closed under the request (shutdown)
+                job.cancelled = True
 
             job = Job(
                 prompt=prompt,
@@ -204,14 +206,15 @@ class LlamaCppProvider:
                 max_tokens=max_tokens,
                 adapter=adapter,
                 user=request.user or "",
-                emit=emit,
+                emit=outbox.sender(mailbox, gone),
                 grammar=grammar,
+                outbox=outbox,
             )
             engine.batcher.submit(job)
         except BaseException:
             self.pool.release(engine)
             raise
-        return JobStream(job, queue, lambda: self._closed(engine, job))
+        return JobStream(mailbox, lambda: self._closed(engine, job))
 
     def count_prompt_tokens(self, request: GenerationRequest) -> int | None:
         """The prompt's tokens as the model reads it (chat template included), once the model is
@@ -223,6 +226,14 @@ class LlamaCppProvider:
             return len(engine.weights.prompt_tokens(request))
         except StratoError:
             return None  # the request itself is at fault: `stream` says how
+
+    def _outbox(self) -> Outbox:
+        """The outbox for the running event loop (one per loop: a test suite runs several)."""
+        loop = asyncio.get_running_loop()
+        outbox = self._outboxes.get(loop)
+        if outbox is None:
+            outbox = self._outboxes[loop] = Outbox(loop)
+        return outbox
 
     def _closed(self, engine: Engine, job: Job) -> None:
         engine.batcher.cancel(job)  # a no-op for a finished job; frees the slot of an abandoned one
@@ -254,17 +265,14 @@ class JobStream(AsyncGenerator[Chunk, None]):
     """A job's chunks as an async generator. Unlike a generator function, closing it works before
     the first chunk was read too: the job leaves the queue (or its slot) and the model's lease ends."""
 
-    def __init__(
-        self, job: Job, queue: asyncio.Queue[Chunk | BaseException | None], on_close: Callable[[], None]
-    ) -> None:
-        self._job = job
-        self._queue = queue
+    def __init__(self, mailbox: Mailbox, on_close: Callable[[], None]) -> None:
+        self._mailbox = mailbox
         self._on_close: Callable[[], None] | None = on_close
 
     async def asend(self, value: None) -> Chunk:
         if self._on_close is None:
             raise StopAsyncIteration
-        item = await self._queue.get()
+        item = await self._mailbox.get()
         if item is None:
             self._close()
             raise StopAsyncIteration
