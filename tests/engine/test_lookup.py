@@ -56,9 +56,16 @@ def test_draft_length_follows_acceptance_and_comes_back_after_misses() -> None:
     assert lengths[-1] == 0  # ...and stop...
     steps = 0
     while lookup.length(0.4) == 0:
-        lookup.observe(0, 0)  # ...and the record fades, step by step, until a probe is worth it
+        lookup.observe(0, 0)  # ...until, after `probe_every` steps without a draft, one probe
         steps += 1
-    assert 1 <= steps <= 20
+    assert steps == lookup.options.probe_every
+    assert lookup.length(0.4) == 1
+    lookup.observe(1, 0)  # the probe missed: back to waiting, the record unchanged by the wait
+    assert lookup.length(0.4) == 0
+    for _ in range(6):
+        lookup.observe(1, 1)  # probes that hit: the request copies again, drafts grow
+        lookup.idle = lookup.options.probe_every
+    assert lookup.length(0.4) > 1
 
 
 def test_draft_cost_is_measured_from_single_sequence_steps() -> None:

@@ -12,8 +12,9 @@ Drafts are not free: on a CPU each extra token in a step costs a good part of a 
 (about 0.37 of it for SmolLM2 on two cores). The draft length therefore follows the odds: each
 request keeps a running estimate `p` of how often its drafted tokens are accepted, and drafts the
 k tokens for which `p**k` (the chance the k-th one is still accepted) stays above the cost ratio
-the engine measures. A request whose drafts keep missing drafts one token now and then, to notice
-when it starts copying again; one that copies drafts long runs.
+the engine measures. A request whose drafts keep missing stops drafting, and tries one token
+every `probe_every` steps, to notice when it starts copying again; one that copies drafts long
+runs.
 
 No draft model is needed; the cost is a dictionary of recent n-grams per request.
 """
@@ -32,7 +33,8 @@ class LookupOptions:
     ngram: int = 3  # longest suffix looked up; shorter ones (down to `min_ngram`) are tried next
     min_ngram: int = 2
     max_streams: int = 1  # draft only while at most this many sequences are generating
-    memory: float = 0.8  # how much of its acceptance record a request keeps at each step
+    memory: float = 0.8  # how much of its acceptance record a request keeps at each draft
+    probe_every: int = 8  # steps without a draft after which a request whose drafts missed tries one
     cost: float = 0.4  # a drafted token's share of a step's cost until the engine has measured it
 
     @property
@@ -50,6 +52,7 @@ class Lookup:
         self._match: dict[int, int] = {}  # suffix length -> where its earlier occurrence ended
         self.hits = 0.0  # drafted tokens accepted, and drafts cut short by a miss (decayed)
         self.misses = 0.0
+        self.idle = 0  # steps since the last draft
         for token in tokens:
             self.append(token)
 
@@ -72,11 +75,16 @@ class Lookup:
         """How many tokens are worth drafting when each costs `cost` of a one-token step."""
         p = (self.hits + 1) / (self.hits + self.misses + 2)  # Laplace: 1/2 with no record
         if p <= cost:
-            return 0
+            return 1 if self.idle >= self.options.probe_every else 0
         return min(self.options.max_draft, int(math.log(cost) / math.log(p)))
 
     def observe(self, drafted: int, accepted: int) -> None:
-        """Record a step's outcome: `accepted` of `drafted` tokens kept (0 of 0: no draft)."""
+        """Record a step's outcome: `accepted` of `drafted` tokens kept (0 of 0: no draft). The
+        record changes only with drafts: steps without one say nothing about the odds."""
+        if not drafted:
+            self.idle += 1
+            return
+        self.idle = 0
         keep = self.options.memory
         self.hits = self.hits * keep + accepted
         self.misses = self.misses * keep + (accepted < drafted)
