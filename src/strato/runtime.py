@@ -63,6 +63,12 @@ class Runtime:
         self.metrics.set_engines(self.models.shared.engines.states())
         return self.metrics.render()
 
+    def start(self) -> None:
+        """What a server starts before its first request: the anomaly watch's language model loads
+        on a thread of its own, so the first requests do not share the CPU with loading it."""
+        if self.watch is not None:
+            self.watch.languages.load(0)
+
     async def aclose(self) -> None:
         """Stop the providers (no new answers), then store every trace and audit entry still
         queued, then let go of the database."""
