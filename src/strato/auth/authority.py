@@ -260,6 +260,13 @@ class Authority:
         master = self.master_key
         return master is not None and secrets.compare_digest(credential.encode(), master.encode())
 
+    def forget(self, key_id: str) -> None:
+        """Drop the cached lookups of a key this process has just revoked or rotated, so its old
+        secret is refused here at once (other processes refuse it within `LOOKUP_TTL`)."""
+        for secret, (_, key) in list(self._found.items()):
+            if key is not None and key.id == key_id:
+                del self._found[secret]
+
     def _cached(self, secret: str) -> bool:
         cached = self._found.get(secret)
         return cached is not None and time.monotonic() - cached[0] < LOOKUP_TTL

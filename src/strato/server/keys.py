@@ -15,6 +15,7 @@ from strato.errors import InvalidRequest, StratoError
 from strato.server.admin import FORBIDDEN, admin_services
 from strato.server.openapi import BODY_ERRORS, errors
 from strato.server.resources import ApiKeyList, ApiKeyWithSecret, DeletedApiKey
+from strato.server.services import services
 
 router = APIRouter(prefix="/admin/keys")
 
@@ -72,6 +73,7 @@ async def revoke_key(key_id: Annotated[str, KEY_ID], request: Request) -> JSONRe
     key = await run_in_threadpool((await _keys(request)).revoke, key_id, actor=ADMIN_ACTOR)
     if key is None:
         raise KeyNotFound(f"No live API key with id {key_id!r}.")
+    services(request).auth.forget(key_id)  # this process refuses the old secret at once
     return JSONResponse({**_shown(key), "deleted": True})
 
 
@@ -80,4 +82,5 @@ async def rotate_key(key_id: Annotated[str, KEY_ID], request: Request) -> JSONRe
     rotated = await run_in_threadpool((await _keys(request)).rotate, key_id, actor=ADMIN_ACTOR)
     if rotated is None:
         raise KeyNotFound(f"No live API key with id {key_id!r}.")
+    services(request).auth.forget(key_id)  # this process refuses the old secret at once
     return JSONResponse(_shown(*rotated))
