@@ -24,6 +24,7 @@ from strato.observe.recorder import TraceRecorder
 from strato.providers.registry import ModelTable, build_models
 from strato.routing.attempts import Notes
 from strato.routing.group import ModelGroup, NoDeployment
+from strato.routing.health import HealthBoard
 from strato.store import open_store
 from strato.types import GenerationRequest, Message, SamplingParams
 from tests.support.inprocess import close_parts
@@ -203,15 +204,15 @@ async def test_circuit_opens_then_a_probe_closes_it(tables: Tables, upstreams: l
         await routed.generate(ask())
     assert one.calls == calls_while_open  # taken out: no request reaches it
     assert {a.deployment for a in notes.attempts} == {"b"}
-    assert table.shared.health["a"].state == "open"
+    assert table.shared.state(HealthBoard)["a"].state == "open"
     one.down = False
     await asyncio.sleep(0.6)
-    assert table.shared.health["a"].state == "half_open"
+    assert table.shared.state(HealthBoard)["a"].state == "half_open"
     for _ in range(10):  # a probe gets through and succeeds: back in
         await routed.generate(ask())
-        if table.shared.health["a"].state == "closed":
+        if table.shared.state(HealthBoard)["a"].state == "closed":
             break
-    assert table.shared.health["a"].state == "closed"
+    assert table.shared.state(HealthBoard)["a"].state == "closed"
 
 
 async def test_a_stream_that_fails_before_its_first_token_is_retried(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast, runtime_checkable
 
 from strato.types import (
     Chunk,
@@ -23,21 +23,31 @@ from strato.types import (
 
 if TYPE_CHECKING:
     from strato.engine.pool import EnginePool
-    from strato.routing.health import Health
+
+T = TypeVar("T")
 
 
 @dataclass
 class Shared:
     """What the providers built from one configuration share: the local engine pool (one memory
-    budget for every local model), the other models by name (model groups route to them), and
-    what routing has learnt about each deployment's health."""
+    budget for every local model), the other models by name (model groups route to them), prices,
+    and one instance of any state a kind of provider keeps across models (`state`: routing keeps
+    what it has learnt about each deployment's health there)."""
 
     engines: EnginePool
     models: Callable[[str], Provider] | None = None
     embedders: Callable[[str], Embedder] | None = None  # routers embed prompts with them
-    health: dict[str, Health] = field(default_factory=dict)
     prices: dict[str, Price] = field(default_factory=dict)  # per model name, USD per million tokens
     local_price: Price = field(default_factory=lambda: Price())
+
+    _states: dict[type, object] = field(default_factory=dict, repr=False)
+
+    def state(self, kind: type[T]) -> T:
+        """The one `kind()` of these providers, made on first use."""
+        found = self._states.get(kind)
+        if found is None:
+            found = self._states[kind] = kind()
+        return cast(T, found)
 
     def generator(self, name: str) -> Provider:
         if self.models is None:

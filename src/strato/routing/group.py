@@ -25,7 +25,7 @@ from strato.config import ConfigError, ModelEntry
 from strato.errors import ContextLengthExceeded, StratoError, UpstreamTimeout
 from strato.observe.call import record_call
 from strato.providers import Provider, Shared
-from strato.routing.health import Health
+from strato.routing.health import Health, HealthBoard
 from strato.routing.strategies import Strategy, order
 from strato.types import Chunk, Generation, GenerationRequest, ModelInfo, ModelKind, Price
 
@@ -300,7 +300,7 @@ class ModelGroup:
         return self.rng.uniform(0, ceiling)
 
     def _health(self, name: str) -> Health:
-        return self.shared.health.setdefault(
+        return self.shared.state(HealthBoard).setdefault(
             name, Health(failure_threshold=self.options.failure_threshold, cooldown=self.options.cooldown)
         )
 

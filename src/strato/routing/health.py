@@ -71,3 +71,8 @@ class Health:
     def neutral(self) -> None:
         """The call ended for a reason that says nothing about the deployment (a bad request)."""
         self.probing = False
+
+
+class HealthBoard(dict[str, Health]):
+    """Every deployment's health, by model name: one per configuration (`Shared.state`), so two
+    groups routing to the same model see the same breaker."""
