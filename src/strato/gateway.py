@@ -323,7 +323,6 @@ class Gateway:
         record: dict[str, Any],
         user: str | None,
     ) -> Trace:
-        ctx.notes = Notes()
         call.enter(ctx)  # model groups, routers and guards add their calls, decisions and spans
         operation = operation_name(endpoint)
         ctx.spans.begin(f"{operation} {model}" if model else operation, ctx.started_at)

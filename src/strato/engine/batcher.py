@@ -31,7 +31,7 @@ import ctypes
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from strato.engine.energy import EnergyMeter, plus, portion
@@ -109,7 +109,6 @@ class Batcher:
         self._active_adapter: Adapter | None = None
         self._turn = 0
         self._commands: list[Callable[[], None]] = []
-        self._outboxes: set[Outbox] = set()  # flushed after every step: one wake-up per event loop
         self._cond = threading.Condition()
         self._closing = False
         self._thread = threading.Thread(target=self._loop, name=f"strato-engine-{weights.path.stem}")
@@ -133,8 +132,6 @@ class Batcher:
                     headers={"retry-after": str(self.options.retry_after)},
                 )
             self.queue.push(job)
-            if job.outbox is not None:
-                self._outboxes.add(job.outbox)
             self._cond.notify()
 
     def cancel(self, job: Job) -> None:
@@ -194,7 +191,7 @@ class Batcher:
                         break
                     commands, self._commands = self._commands, []
                     admitted = self._admit()
-                    outboxes = list(self._outboxes)
+                    outboxes = _outboxes(slot.job for slot in self.slots)  # the step's, admitted included
                 for command in commands:
                     command()
                 for slot in admitted:
@@ -202,7 +199,8 @@ class Batcher:
                 self._reap()
                 if self._running():
                     self._step()
-                self._flush(outboxes)
+                for outbox in outboxes:  # one wake-up per event loop for what the step emitted
+                    outbox.flush()
         except Exception as exc:  # a bug or a llama.cpp failure: fail every request, do not hang them
             log.exception("engine for %s stopped", self.weights.path.name)
             self._fail_all(EngineError(f"the engine stopped: {exc}", status=500))
@@ -210,17 +208,7 @@ class Batcher:
             with self._cond:
                 self._closing = True  # refuse new work: no thread is left to serve it
             self._fail_all(EngineError("the model was unloaded", status=503, code="model_unloading"))
-            with self._cond:
-                outboxes = list(self._outboxes)
-            self._flush(outboxes)
             self._free()
-
-    def _flush(self, outboxes: list[Outbox]) -> None:
-        """Deliver what the step emitted; forget outboxes whose event loop has closed."""
-        for outbox in outboxes:
-            if not outbox.flush():
-                with self._cond:
-                    self._outboxes.discard(outbox)
 
     def _running(self) -> bool:
         return any(slot.job for slot in self.slots)
@@ -477,18 +465,26 @@ class Batcher:
             waiting = list(self.queue)
             for job in waiting:
                 self.queue.remove(job)
+        outboxes = _outboxes([*waiting, *(slot.job for slot in self.slots)])
         for job in waiting:
             job.emit(error)
         for slot in self.slots:
             if slot.job is not None:
                 slot.job.emit(error)
                 self._release(slot)
+        for outbox in outboxes:
+            outbox.flush()
 
     def _free(self) -> None:
         if self.ctx:
             self.lib.llama_batch_free(self.batch)
             self.lib.llama_free(self.ctx)
             self.ctx = None
+
+
+def _outboxes(jobs: Iterable[Job | None]) -> set[Outbox]:
+    """Where these jobs' items wait to be delivered (one outbox per event loop)."""
+    return {job.outbox for job in jobs if job is not None and job.outbox is not None}
 
 
 def _common(slot: Slot, job: Job) -> int:

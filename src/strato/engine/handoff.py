@@ -19,6 +19,7 @@ import asyncio
 import threading
 from collections import deque
 from collections.abc import Callable
+from typing import TypeGuard
 
 from strato.types import Chunk
 
@@ -51,17 +52,15 @@ class Mailbox:
         item = self._items.popleft()
         if not _plain(item) or not self._items or not _plain(self._items[0]):
             return item
-        assert isinstance(item, Chunk)
         texts, logprobs = [item.text], list(item.logprobs)
         while self._items and _plain(following := self._items[0]):
-            assert isinstance(following, Chunk)
             self._items.popleft()
             texts.append(following.text)
             logprobs.extend(following.logprobs)
         return Chunk(text="".join(texts), logprobs=tuple(logprobs))
 
 
-def _plain(item: Item) -> bool:
+def _plain(item: Item) -> TypeGuard[Chunk]:
     """A chunk of text (and its tokens' log probabilities) only: not the last one of the stream."""
     return (
         isinstance(item, Chunk) and item.finish_reason is None and item.usage is None and item.compute is None
@@ -87,12 +86,12 @@ class Outbox:
 
         return emit
 
-    def flush(self) -> bool:
-        """Engine thread, after a step: wake the loop once for what the step emitted. False when the
-        loop has closed (the waiting items' requests are told they are gone)."""
+    def flush(self) -> None:
+        """Engine thread, after a step: wake the loop once for what the step emitted. When the loop
+        has closed, the waiting items' requests are told they are gone instead."""
         with self._lock:
             if not self._pending or self._scheduled:
-                return True
+                return
             self._scheduled = True
         try:
             self.loop.call_soon_threadsafe(self._drain)
@@ -101,8 +100,6 @@ class Outbox:
                 pending, self._pending = self._pending, []
             for _, _, gone in pending:
                 gone()
-            return False
-        return True
 
     def _drain(self) -> None:
         with self._lock:

@@ -20,8 +20,8 @@ Emit = Callable[[Chunk | BaseException | None], None]
 class Outbox(Protocol):
     """Where a job's `emit` puts its items until the engine's step is done (`strato.engine.handoff`)."""
 
-    def flush(self) -> bool:
-        """Deliver what was emitted; False once nobody can receive any more (the loop has closed)."""
+    def flush(self) -> None:
+        """Deliver what was emitted since the last flush."""
         ...
 
 
