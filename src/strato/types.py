@@ -166,6 +166,13 @@ class Price:
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.input + completion_tokens * self.output) / 1_000_000
 
+    def overridden(self, input_cost: float | None, output_cost: float | None) -> Price:
+        """This price with the costs a configuration sets in its place (None: keep this one's)."""
+        return Price(
+            self.input if input_cost is None else input_cost,
+            self.output if output_cost is None else output_cost,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:

@@ -35,3 +35,10 @@ def test_groups_and_routers_hold_at_their_dearest_target() -> None:
         assert table.price("pool") is None  # traces still price at the deployment that answered
     finally:
         asyncio.run(table.aclose())
+
+
+def test_a_configured_cost_replaces_only_its_own_side_of_a_price() -> None:
+    local = Price(0.2, 0.4)
+    assert local.overridden(None, None) == local
+    assert local.overridden(1.0, None) == Price(1.0, 0.4)
+    assert local.overridden(None, 0.0) == Price(0.2, 0.0)  # zero is a price, not "unset"

@@ -130,11 +130,7 @@ class ModelTable:
         local = self.shared.local_price if entry.provider in LOCAL_PROVIDERS else None
         if entry.input_cost is None and entry.output_cost is None:
             return local
-        base = local or Price()
-        return Price(
-            base.input if entry.input_cost is None else entry.input_cost,
-            base.output if entry.output_cost is None else entry.output_cost,
-        )
+        return (local or Price()).overridden(entry.input_cost, entry.output_cost)
 
     def _names(self) -> str:
         return ", ".join([*self.generators, *self.embedders]) or "none"

@@ -82,11 +82,7 @@ class Deployment:
     def __init__(self, options: DeploymentOptions, health: Health, price: Price | None) -> None:
         self.options = options
         self.health = health
-        base = price or Price()
-        self.cost = Price(
-            base.input if options.input_cost is None else options.input_cost,
-            base.output if options.output_cost is None else options.output_cost,
-        )
+        self.cost = (price or Price()).overridden(options.input_cost, options.output_cost)
 
     @property
     def name(self) -> str:
