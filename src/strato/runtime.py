@@ -10,6 +10,7 @@ the gateway for it. `Runtime.aclose` closes what `build_runtime` opened, in the 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -88,9 +89,12 @@ class Runtime:
                 self.database.dispose()
 
 
-def build_runtime(settings: Settings, database: Engine | None = None) -> Runtime:
+def build_runtime(
+    settings: Settings, database: Engine | None = None, clock: Callable[[], float] = time.time
+) -> Runtime:
     """Open the database (unless one is lent: `database`, which the caller keeps and disposes),
-    build the configured models, guards and cache, and start the writers."""
+    build the configured models, guards and cache, and start the writers. `clock`: the time the
+    answer cache's TTLs count by (a test's own, to skip ahead without waiting)."""
     owned = database is None
     engine = open_database(settings.store.resolved_url()) if database is None else database
     traces = SQLStore(engine)
@@ -100,7 +104,7 @@ def build_runtime(settings: Settings, database: Engine | None = None) -> Runtime
     try:
         local_price = Price(settings.engine.input_cost, settings.engine.output_cost)
         models = build_models(settings.models, settings.engine.memory_budget_mb, local_price)
-        cache = open_answer_cache(settings.cache, store.data_dir.expanduser(), models)
+        cache = open_answer_cache(settings.cache, store.data_dir.expanduser(), models, clock)
         keys = KeyStore(engine) if settings.server.admin_keys() else None
         if keys is not None:
             keys.record_admin_keys(settings.server.admin_keys())  # what the admin CLI checks against

@@ -3,6 +3,7 @@ cache that cannot be reached is skipped, and the configuration is checked when t
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,23 @@ from strato.types import GenerationRequest, Message, SamplingParams
 from tests.support.upstream import Upstream, free_port
 
 
+class Clock:
+    """A clock the test moves forward by hand."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
-async def gateways(tmp_path: Path, upstream: Upstream) -> AsyncIterator[Callable[..., Gateway]]:
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def gateways(tmp_path: Path, upstream: Upstream, clock: Clock) -> AsyncIterator[Callable[..., Gateway]]:
     built: list[Runtime] = []
 
     def make(**cache: Any) -> Gateway:
@@ -29,13 +45,27 @@ async def gateways(tmp_path: Path, upstream: Upstream) -> AsyncIterator[Callable
                 "cache": {"models": {"echo": {"mode": "exact"}}, **cache},
             }
         )
-        runtime = build_runtime(settings)
+        runtime = build_runtime(settings, clock=clock)
         built.append(runtime)
         return runtime.gateway
 
     yield make
     for runtime in built:
         await runtime.aclose()
+
+
+async def test_answers_expire_after_the_models_ttl(
+    gateways: Callable[..., Gateway], upstream: Upstream, clock: Clock
+) -> None:
+    gateway = gateways(ttl=60, models={"echo": {"mode": "exact", "ttl": 5}})  # the model's TTL wins
+    before = upstream.calls
+    assert (await answer(gateway, "What day is it?"))[0] == "miss"
+    clock.now += 4.9
+    assert (await answer(gateway, "What day is it?"))[0] == "hit-exact"
+    clock.now += 0.2
+    assert (await answer(gateway, "What day is it?"))[0] == "miss"
+    assert (await answer(gateway, "What day is it?"))[0] == "hit-exact"  # answered again, kept again
+    assert upstream.calls == before + 2
 
 
 def ask(question: str) -> GenerationRequest:

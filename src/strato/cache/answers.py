@@ -61,8 +61,8 @@ class Slot:
     question: str | None = None
     vector: Vector | None = None
 
-    def entry(self, answer: Generation) -> Entry:
-        expires_at = time.time() + self.ttl
+    def entry(self, answer: Generation, now: float) -> Entry:
+        expires_at = now + self.ttl
         return Entry(self.scope, self.key, answer, expires_at, self.bucket, self.question, self.vector)
 
 
@@ -96,10 +96,13 @@ class AnswerCache:
         backend: Cache,
         embedder: Callable[[str], Embedder],
         coverage: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """`coverage`: with the guard on, also refuse a candidate whose question says something the
-        asked one does not (`strato.cache.coverage`)."""
+        asked one does not (`strato.cache.coverage`). `clock`: the time answers' TTLs count from
+        (the backend's own, see `open_answer_cache`)."""
         self.settings = settings
+        self._clock = clock
         self.backend = backend
         self._embedder = embedder
         self._coverage = Coverage(self._embed_words) if coverage else None
@@ -154,7 +157,7 @@ class AnswerCache:
         if lookup.slot is None or answer.finish_reason not in COMPLETE:
             return
         try:
-            await self.backend.put(lookup.slot.entry(answer))
+            await self.backend.put(lookup.slot.entry(answer, self._clock()))
         except Exception as exc:
             log.warning("answer cache unavailable, answer not stored: %s: %s", type(exc).__name__, exc)
 
@@ -257,8 +260,11 @@ async def replay(answer: Generation) -> AsyncGenerator[Chunk, None]:
     yield Chunk(finish_reason=answer.finish_reason, usage=answer.usage)
 
 
-def open_answer_cache(settings: CacheSettings, data_dir: Path, models: ModelTable) -> AnswerCache:
-    """The configured cache: Redis when `redis_url` is set, else a SQLite file (opened on first use)."""
+def open_answer_cache(
+    settings: CacheSettings, data_dir: Path, models: ModelTable, clock: Callable[[], float] = time.time
+) -> AnswerCache:
+    """The configured cache: Redis when `redis_url` is set, else a SQLite file (opened on first use).
+    `clock` is the time the SQLite file's answers expire by; Redis expires keys by its own."""
     for name in settings.models:
         if name not in models.generators:
             raise ConfigError(f"cache.models: {name!r} is not a configured chat or completion model")
@@ -271,8 +277,9 @@ def open_answer_cache(settings: CacheSettings, data_dir: Path, models: ModelTabl
         from strato.cache.redis import RedisCache
 
         backend = RedisCache(settings.redis_url, settings.redis_prefix)
+        clock = time.time
     else:
         from strato.cache.sqlite import SQLiteCache
 
-        backend = SQLiteCache(settings.resolved_path(data_dir))
-    return AnswerCache(settings, backend, models.embedder)
+        backend = SQLiteCache(settings.resolved_path(data_dir), clock)
+    return AnswerCache(settings, backend, models.embedder, clock=clock)

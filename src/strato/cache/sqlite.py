@@ -43,8 +43,10 @@ PURGE_EVERY = 60.0  # seconds between deletions of expired rows
 
 
 class SQLiteCache:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+        """`clock`: the time in seconds that answers expire by (a test's own, to skip ahead)."""
         self.path = path
+        self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strato-cache")
         self._conn: sqlite3.Connection | None = None
         self._closed = False
@@ -63,7 +65,7 @@ class SQLiteCache:
         sid = scope_id(scope)
         index = self._indexes.get(sid, bucket)
         await catch_up(index, lambda: self._run(self._read_batch, index, sid, bucket))
-        return await self._run(index.search, vector, min_score, limit, time.time())
+        return await self._run(index.search, vector, min_score, limit, self._clock())
 
     async def aclose(self) -> None:
         self._indexes.stop_loading()
@@ -96,7 +98,7 @@ class SQLiteCache:
             .execute(
                 "SELECT answer, expires_at, bucket, question FROM answers "
                 "WHERE scope = ? AND key = ? AND expires_at > ?",
-                (scope_id(scope), key, time.time()),
+                (scope_id(scope), key, self._clock()),
             )
             .fetchone()
         )
@@ -106,7 +108,7 @@ class SQLiteCache:
         return Entry(scope, key, decode_answer(answer), expires_at, bucket, question)
 
     def _put(self, entry: Entry) -> None:
-        db, now = self._db(), time.time()
+        db, now = self._db(), self._clock()
         vector = vector_bytes(entry.vector) if entry.vector is not None else None
         db.execute(
             "INSERT OR REPLACE INTO answers "
