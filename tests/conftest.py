@@ -7,7 +7,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, gateway_process
 from tests.support.upstream import Upstream, free_port
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -59,15 +59,12 @@ def gateway_models(upstream: Upstream) -> list[dict[str, object]]:
 def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[GatewayProcess]:
     """One `strato serve` for the session, serving the real SmolLM2 and MiniLM models."""
     tmp: Path = tmp_path_factory.mktemp("gateway")
-    process = GatewayProcess(
+    with gateway_process(
         tmp,
         gateway_models(upstream),
         env={"STRATO_TEST_UPSTREAM_KEY": UPSTREAM_KEY, "STRATO_ADMIN_KEY": ADMIN_KEY},
-    )
-    process.start()
-    yield process
-    process.stop()
-    process.close_store()
+    ) as process:
+        yield process
 
 
 @pytest.fixture(scope="session")

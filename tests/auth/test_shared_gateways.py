@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 from strato.auth import KeySpec, KeyStore
 from strato.store.sql import SQLStore
 from tests.auth.conftest import REDIS_URL
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, gateway_process
 from tests.support.upstream import Upstream
 
 MASTER = "sk-master-shared-test"
@@ -51,22 +52,16 @@ def start_pair(tmp: Path, upstream: Upstream, env: dict[str, str], limits: dict[
         upstream.model("echo"),
         upstream.model("priced", input_cost=0.0, output_cost=1_000_000.0),
     ]
-    started: list[GatewayProcess] = []
-    try:
+    # Without a STRATO_REDIS_URL in `env`: PostgreSQL alone, whatever the machine sets (empty is unset).
+    env = {"STRATO_MASTER_KEY": MASTER, "STRATO_REDIS_URL": "", **env}
+    with ExitStack() as stack:
+        started: list[GatewayProcess] = []
         for name in ("a", "b"):
             (tmp / name).mkdir()
-            process = GatewayProcess(
-                tmp / name, models, env={"STRATO_MASTER_KEY": MASTER, **env}, settings={"limits": limits}
-            )
-            if "STRATO_REDIS_URL" not in env:
-                process.env.pop("STRATO_REDIS_URL", None)  # PostgreSQL alone, whatever the machine sets
-            started.append(process.start())
+            started.append(stack.enter_context(gateway_process(tmp / name, models, env=env, limits=limits)))
         pair = Pair(started[0], started[1], env["STRATO_DATABASE_URL"])
         yield pair
         pair.keys.close()
-    finally:
-        for process in started:
-            process.stop()
 
 
 @pytest.fixture(params=["redis", "postgresql"])

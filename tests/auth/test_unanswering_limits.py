@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import gateway_process
 from tests.support.upstream import Upstream
 
 MASTER = "sk-master-silent-redis"
@@ -50,11 +50,7 @@ def test_a_silent_redis_holds_up_only_the_keyed_requests(
     tmp_path: Path, upstream: Upstream, silent_redis: int
 ) -> None:
     env = {"STRATO_MASTER_KEY": MASTER, "STRATO_REDIS_URL": f"redis://127.0.0.1:{silent_redis}/0"}
-    gateway = GatewayProcess(
-        tmp_path, [upstream.model("echo")], env=env, settings={"limits": {"backend": "redis"}}
-    )
-    gateway.start()
-    try:
+    with gateway_process(tmp_path, [upstream.model("echo")], env=env, limits={"backend": "redis"}) as gateway:
         made = httpx.post(
             f"{gateway.url}/admin/keys",
             json={"name": "k", "rpm": 100},
@@ -87,6 +83,3 @@ def test_a_silent_redis_holds_up_only_the_keyed_requests(
         order = [name for name, _, _ in sorted(finished, key=lambda f: f[1])]
         assert order[0] == "health", order  # served while the keyed requests were still waiting
         assert sorted(status for _, _, status in finished) == [200, 503, 503, 503, 503]
-    finally:
-        gateway.stop()
-        gateway.close_store()

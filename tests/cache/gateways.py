@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, gateway_process
 from tests.support.upstream import Upstream
 
 EMBEDDER = "minilm"
@@ -16,7 +18,6 @@ def cached_models(upstream: Upstream) -> list[dict[str, Any]]:
     return [
         {"name": "cached-echo", "upstream_model": "echo", **remote},
         {"name": "semantic-echo", "upstream_model": "echo", **remote},
-        {"name": "short-echo", "upstream_model": "echo", **remote},
         {"name": "plain-echo", "upstream_model": "echo", **remote},
         {"name": "cached-fail", "upstream_model": "fail", **remote},
         {"name": "cached-reject", "upstream_model": "reject", **remote},
@@ -38,7 +39,6 @@ CACHE: dict[str, Any] = {
     "models": {
         "cached-echo": {"mode": "exact"},
         "semantic-echo": {"mode": "semantic"},
-        "short-echo": {"mode": "exact", "ttl": 1},
         "cached-fail": {"mode": "exact"},
         "cached-reject": {"mode": "exact"},
         "cached-cut": {"mode": "exact"},
@@ -47,10 +47,12 @@ CACHE: dict[str, Any] = {
 }
 
 
+@contextmanager
 def cached_gateway(
     tmp: Path, upstream: Upstream, env: dict[str, str] | None = None, **cache: Any
-) -> GatewayProcess:
-    """A started gateway whose config has the `cache` section above (updated with `cache`)."""
+) -> Iterator[GatewayProcess]:
+    """A gateway for the length of the block whose config has the `cache` section above (updated with
+    `cache`): see `gateway_process`."""
     tmp.mkdir(parents=True, exist_ok=True)
-    process = GatewayProcess(tmp, cached_models(upstream), env=env, settings={"cache": {**CACHE, **cache}})
-    return process.start()
+    with gateway_process(tmp, cached_models(upstream), env=env, cache={**CACHE, **cache}) as process:
+        yield process

@@ -28,32 +28,26 @@ def test_a_miss_on_one_gateway_is_a_hit_on_the_other(
     tmp_path: Path, upstream: Upstream, redis_prefix: str
 ) -> None:
     env = {"STRATO_REDIS_URL": REDIS_URL}
-    a = cached_gateway(tmp_path / "a", upstream, env=env, redis_prefix=redis_prefix)
-    try:
-        b = cached_gateway(tmp_path / "b", upstream, env=env, redis_prefix=redis_prefix)
-        try:
-            system = f"You are a support agent ({uuid.uuid4().hex[:8]})."
-            before = upstream.calls
-            assert ask(a.url, "cached-echo", system, "What is the capital of France?") == (
-                "miss",
-                "echo: What is the capital of France?",
-            )
-            assert ask(b.url, "cached-echo", system, "What is the capital of France?") == (
-                "hit-exact",
-                "echo: What is the capital of France?",
-            )
-            assert upstream.calls == before + 1
+    with (
+        cached_gateway(tmp_path / "a", upstream, env=env, redis_prefix=redis_prefix) as a,
+        cached_gateway(tmp_path / "b", upstream, env=env, redis_prefix=redis_prefix) as b,
+    ):
+        system = f"You are a support agent ({uuid.uuid4().hex[:8]})."
+        before = upstream.calls
+        assert ask(a.url, "cached-echo", system, "What is the capital of France?") == (
+            "miss",
+            "echo: What is the capital of France?",
+        )
+        assert ask(b.url, "cached-echo", system, "What is the capital of France?") == (
+            "hit-exact",
+            "echo: What is the capital of France?",
+        )
+        assert upstream.calls == before + 1
 
-            assert ask(b.url, "semantic-echo", system, "How do I reset my password?")[0] == "miss"
-            assert ask(a.url, "semantic-echo", system, "What's the way to reset my password?") == (
-                "hit-semantic",
-                "echo: How do I reset my password?",
-            )
-            assert upstream.calls == before + 2
-            assert not (a.data_dir / "cache.db").exists() and not (b.data_dir / "cache.db").exists()
-        finally:
-            b.stop()
-            b.close_store()
-    finally:
-        a.stop()
-        a.close_store()
+        assert ask(b.url, "semantic-echo", system, "How do I reset my password?")[0] == "miss"
+        assert ask(a.url, "semantic-echo", system, "What's the way to reset my password?") == (
+            "hit-semantic",
+            "echo: How do I reset my password?",
+        )
+        assert upstream.calls == before + 2
+        assert not (a.data_dir / "cache.db").exists() and not (b.data_dir / "cache.db").exists()

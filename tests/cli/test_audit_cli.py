@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from tests.cli.test_cli import strato
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, gateway_process
 from tests.support.upstream import Upstream
 
 MASTER = "sk-master-audit"
@@ -24,15 +24,13 @@ GUARDS = {"pii": {"enforce": True, "input": {"action": "redact", "entities": {"C
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(
+    with gateway_process(
         tmp_path_factory.mktemp("audit"),
         [upstream.model("echo")],
         env={"STRATO_MASTER_KEY": MASTER},
-        settings={"guards": GUARDS},
-    )
-    process.start()
-    yield process
-    process.stop()
+        guards=GUARDS,
+    ) as process:
+        yield process
 
 
 def audit(gateway: GatewayProcess, *args: str) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import pytest
 
 from strato.cli.serve import is_loopback
 from tests.cli.test_cli import strato
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, gateway_process
 from tests.support.upstream import Upstream
 
 MASTER = "sk-master-cli"
@@ -22,14 +22,12 @@ ADMIN_ENV = {"STRATO_MASTER_KEY": MASTER}
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(
+    with gateway_process(
         tmp_path_factory.mktemp("keys-cli"),
         [upstream.model("echo"), upstream.model("other")],
         env={"STRATO_MASTER_KEY": MASTER},
-    )
-    process.start()
-    yield process
-    process.stop()
+    ) as process:
+        yield process
 
 
 def keys(gateway: GatewayProcess, *args: str) -> Any:
@@ -132,12 +130,9 @@ def test_the_admin_cli_needs_the_admin_key_the_gateway_runs_with(
 
 
 def test_serve_without_master_key_says_auth_is_off(tmp_path: Path, upstream: Upstream) -> None:
-    process = GatewayProcess(tmp_path, [upstream.model("echo")]).start()
-    try:
+    with gateway_process(tmp_path, [upstream.model("echo")]) as process:
         assert "auth is off" in process.log_text()
         assert call(process, "anything")  # open, as before
-    finally:
-        process.stop()
 
 
 def test_loopback_addresses() -> None:

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from strato.cli import app
 from strato.store.sql import SQLStore
 from tests.cli.test_cli import strato
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, gateway_process
 from tests.support.upstream import Upstream
 
 REFUSAL = "I'm sorry, but I can't help with that."
@@ -33,11 +33,9 @@ class Made:
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[GatewayProcess]:
     models = [upstream.model("echo"), upstream.model("refuser", f"say:{REFUSAL}")]
-    process = GatewayProcess(tmp_path_factory.mktemp("traces-cli"), models, env={"STRATO_MASTER_KEY": ""})
-    process.start()
-    yield process
-    process.stop()
-    process.close_store()
+    tmp = tmp_path_factory.mktemp("traces-cli")
+    with gateway_process(tmp, models, env={"STRATO_MASTER_KEY": ""}) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from strato.evals.targets import HTTPTarget
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, gateway_process
 from tests.support.upstream import Upstream, free_port
 
 PRICED = {"input_cost": 1000.0, "output_cost": 2000.0}  # USD per million tokens: visible in a 30-token answer
@@ -28,14 +28,11 @@ QUESTION = {
 
 @pytest.fixture(scope="module")
 def priced_gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(
+    with gateway_process(
         tmp_path_factory.mktemp("priced"),
         [LOCAL, upstream.model("remote-echo", "echo", **PRICED), upstream.model("remote-fail", "fail")],
-    )
-    process.start()
-    yield process
-    process.stop()
-    process.close_store()
+    ) as process:
+        yield process
 
 
 async def test_an_answer_from_strato_carries_its_trace_and_cost(priced_gateway: GatewayProcess) -> None:

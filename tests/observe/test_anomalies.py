@@ -26,7 +26,7 @@ from strato.observe.languages import LanguageCheck, _identifier, likely_language
 from strato.observe.metrics import GatewayMetrics
 from strato.observe.refusals import refusal_phrase
 from strato.types import Endpoint, Trace
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, gateway_process
 from tests.support.upstream import LocalServer, Upstream, free_port
 
 QUALITY = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "quality"
@@ -500,11 +500,8 @@ def gateway(
         upstream.model("echo"),
     ]
     observe = {"alerts": {"webhooks": [hook.url], "min_interval_seconds": INTERVAL}}
-    process = GatewayProcess(tmp_path_factory.mktemp("anomalies"), models, settings={"observe": observe})
-    process.start()
-    yield process
-    process.stop()
-    process.close_store()
+    with gateway_process(tmp_path_factory.mktemp("anomalies"), models, observe=observe) as process:
+        yield process
 
 
 def send(gateway: GatewayProcess, model: str, *, stream: bool = False) -> str:

@@ -30,7 +30,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from strato.config.observe import OtelSettings
 from strato.observe.otel import endpoints
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, gateway_process
 from tests.support.upstream import Upstream, free_port
 
 T = TypeVar("T")
@@ -147,16 +147,13 @@ def models(upstream: Upstream) -> list[dict[str, Any]]:
 def gateway(
     tmp_path_factory: pytest.TempPathFactory, upstream: Upstream, receiver: Receiver
 ) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(
+    with gateway_process(
         tmp_path_factory.mktemp("otel"),
         models(upstream),
         env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "100"},
-        settings={"observe": {"otel": {"service_name": "strato-otel-test", "metrics_interval_seconds": 0.5}}},
-    )
-    process.start()
-    yield process
-    process.stop()
-    process.close_store()
+        observe={"otel": {"service_name": "strato-otel-test", "metrics_interval_seconds": 0.5}},
+    ) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")
@@ -259,13 +256,12 @@ def test_genai_metrics_are_exported(gateway: GatewayProcess, receiver: Receiver,
 
 def test_a_collector_that_is_down_costs_requests_nothing(tmp_path: Path, upstream: Upstream) -> None:
     nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    process = GatewayProcess(
+    with gateway_process(
         tmp_path,
         models(upstream),
         env={"OTEL_EXPORTER_OTLP_ENDPOINT": nowhere, "OTEL_BSP_SCHEDULE_DELAY": "50"},
-        settings={"observe": {"otel": {"metrics_interval_seconds": 0.2}}},
-    ).start()
-    try:
+        observe={"otel": {"metrics_interval_seconds": 0.2}},
+    ) as process:
         with openai.OpenAI(
             base_url=f"{process.url}/v1", api_key="unused", max_retries=0, timeout=10
         ) as client:
@@ -279,10 +275,8 @@ def test_a_collector_that_is_down_costs_requests_nothing(tmp_path: Path, upstrea
             base_url=f"{process.url}/v1", api_key="unused", max_retries=0, timeout=10
         ) as client:
             assert ask(client, "echo")
-    finally:
         stopping = time.monotonic()
         assert process.stop() in (0, -signal.SIGTERM)
-        process.close_store()
     assert time.monotonic() - stopping < 20  # shutdown gives up on the collector
     assert "could not export" in process.log_text()  # said, not hidden
 

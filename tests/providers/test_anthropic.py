@@ -14,7 +14,7 @@ import pytest
 from strato.config import ConfigError, ModelEntry
 from strato.providers.registry import build_models
 from tests.support.anthropic_upstream import AnthropicUpstream
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, gateway_process
 from tests.support.upstream import Upstream, free_port
 
 KEY = "sk-ant-test-key"
@@ -95,10 +95,8 @@ def gateway(
         group("long", ["claude-too-long"], context_fallbacks=["claude"]),
     ]
     env = {"STRATO_TEST_ANTHROPIC_KEY": KEY, "STRATO_TEST_WRONG_KEY": "sk-ant-wrong"}
-    process = GatewayProcess(tmp_path_factory.mktemp("anthropic-gateway"), models, env=env).start()
-    yield process
-    process.stop()
-    process.close_store()
+    with gateway_process(tmp_path_factory.mktemp("anthropic-gateway"), models, env=env) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from strato.routing.router import Router
 from strato.routing.training import Targets, label, learn, read_scored
 from strato.store import open_store
 from strato.types import GenerationRequest, Message, SamplingParams, Score
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, gateway_process
 from tests.support.router_data import answered, clinc, gsm8k, mt_bench, write_scored
 from tests.support.upstream import Upstream
 
@@ -94,10 +94,8 @@ def gateway(
         router("auto", rules=RULES, default="cheap"),
         router("smart", rules=RULES[:1], learned={"model_path": str(trained), "threshold": 0.5}),
     ]
-    process = GatewayProcess(tmp_path_factory.mktemp("gateway"), models).start()
-    yield process
-    process.stop()
-    process.close_store()
+    with gateway_process(tmp_path_factory.mktemp("gateway"), models) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")

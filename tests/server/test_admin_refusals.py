@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.cli.test_cli import strato
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, gateway_process
 from tests.support.upstream import Upstream
 
 MASTER = "sk-master-refusals"
@@ -21,13 +21,9 @@ ADMIN = {"authorization": f"Bearer {MASTER}"}
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(
-        tmp_path_factory.mktemp("refusals"), [upstream.model("echo")], env={"STRATO_MASTER_KEY": MASTER}
-    )
-    process.start()
-    yield process
-    process.stop()
-    process.close_store()
+    tmp = tmp_path_factory.mktemp("refusals")
+    with gateway_process(tmp, [upstream.model("echo")], env={"STRATO_MASTER_KEY": MASTER}) as process:
+        yield process
 
 
 def audit(gateway: GatewayProcess, *args: str) -> list[dict[str, Any]]:

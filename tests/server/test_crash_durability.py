@@ -15,7 +15,7 @@ from strato.auth import KeySpec, KeyStore
 from strato.auth.journal import SpendJournal
 from strato.store.sql import SQLStore
 from tests.postgres import database_url, postgres_url
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, gateway_process
 from tests.support.upstream import Upstream
 
 MASTER = "sk-master-crash-test"
@@ -60,18 +60,19 @@ async def test_kill_9_forgets_no_acknowledged_spend(
     tmp_path: Path, upstream: Upstream, database_url: str, durable: bool
 ) -> None:
     models = [upstream.model("priced", input_cost=0.0, output_cost=1_000_000.0)]
-    env = {"STRATO_MASTER_KEY": MASTER, "STRATO_DATABASE_URL": database_url}
-    settings = {
-        "observe": {"durable": durable},
-        "limits": {"backend": "process"},
-        "store": {"flush_interval": 0.5},
-    }
-    process = GatewayProcess(tmp_path, models, env=env, settings=settings)
-    process.env.pop("STRATO_REDIS_URL", None)
+    # An empty STRATO_REDIS_URL is an unset one: no Redis, whatever the machine sets.
+    env = {"STRATO_MASTER_KEY": MASTER, "STRATO_DATABASE_URL": database_url, "STRATO_REDIS_URL": ""}
     keys = KeyStore.open(database_url)
     key, secret = keys.create(KeySpec(name="crash", budget_daily=1_000_000.0))
-    process.start()
-    answered = await crash_under_load(process, {"authorization": f"Bearer {secret}"})
+    with gateway_process(
+        tmp_path,
+        models,
+        env=env,
+        observe={"durable": durable},
+        limits={"backend": "process"},
+        store={"flush_interval": 0.5},
+    ) as process:
+        answered = await crash_under_load(process, {"authorization": f"Bearer {secret}"})
 
     journal = SpendJournal(keys.engine)
     assert journal.spent(key.id, 0) >= len(answered) * COST  # every answered request's spend is there

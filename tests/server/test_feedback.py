@@ -11,19 +11,15 @@ import httpx
 import pytest
 
 from tests.server.test_traces_api import MASTER, Key, chat, get, listed, new_key
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, gateway_process
 from tests.support.upstream import Upstream
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(
-        tmp_path_factory.mktemp("feedback"), [upstream.model("echo")], env={"STRATO_MASTER_KEY": MASTER}
-    )
-    process.start()
-    yield process
-    process.stop()
-    process.close_store()
+    tmp = tmp_path_factory.mktemp("feedback")
+    with gateway_process(tmp, [upstream.model("echo")], env={"STRATO_MASTER_KEY": MASTER}) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")
@@ -172,15 +168,9 @@ def test_nan_is_no_score(gateway: GatewayProcess, keys: dict[str, Key]) -> None:
 def test_without_a_master_key_anyone_may_give_feedback(
     tmp_path_factory: pytest.TempPathFactory, upstream: Upstream
 ) -> None:
-    process = GatewayProcess(
-        tmp_path_factory.mktemp("open"), [upstream.model("echo")], env={"STRATO_MASTER_KEY": ""}
-    )
-    process.start()
-    try:
+    tmp = tmp_path_factory.mktemp("open")
+    with gateway_process(tmp, [upstream.model("echo")], env={"STRATO_MASTER_KEY": ""}) as process:
         trace_id = chat(process, "anything", "echo", "hello")
         response = httpx.post(f"{process.url}/v1/feedback", json={"trace_id": trace_id, "score": False})
         assert response.status_code == 201 and response.json()["score"] == 0.0
         assert httpx.get(f"{process.url}/v1/traces/{trace_id}").json()["feedback"][0]["score"] == 0.0
-    finally:
-        process.stop()
-        process.close_store()

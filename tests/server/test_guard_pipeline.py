@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, gateway_process
 from tests.support.upstream import Upstream
 
 GUARDS = {
@@ -29,11 +29,8 @@ AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
 def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[GatewayProcess]:
     tmp: Path = tmp_path_factory.mktemp("pipeline")
     models = [upstream.model("echo"), upstream.model("strict"), upstream.model("lenient")]
-    process = GatewayProcess(tmp, models, settings={"guards": GUARDS})
-    process.start()
-    yield process
-    process.stop()
-    process.close_store()
+    with gateway_process(tmp, models, guards=GUARDS) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, gateway_process
 from tests.support.upstream import Upstream
 
 GUARDS = {
@@ -21,13 +21,8 @@ GUARDS = {
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[GatewayProcess]:
     tmp: Path = tmp_path_factory.mktemp("guards")
-    process = GatewayProcess(
-        tmp, [upstream.model("echo"), upstream.model("open")], settings={"guards": GUARDS}
-    )
-    process.start()
-    yield process
-    process.stop()
-    process.close_store()
+    with gateway_process(tmp, [upstream.model("echo"), upstream.model("open")], guards=GUARDS) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")

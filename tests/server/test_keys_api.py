@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, gateway_process
 from tests.support.upstream import Upstream
 
 MASTER = "sk-master-test"
@@ -31,11 +31,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Ite
         upstream.model("priced-fail", "fail", input_cost=0.0, output_cost=1_000_000.0),
         upstream.model("priced-cut", "cut", input_cost=0.0, output_cost=1_000_000.0),
     ]
-    process = GatewayProcess(tmp_path_factory.mktemp("keys"), models, env={"STRATO_MASTER_KEY": MASTER})
-    process.start()
-    yield process
-    process.stop()
-    process.close_store()
+    tmp = tmp_path_factory.mktemp("keys")
+    with gateway_process(tmp, models, env={"STRATO_MASTER_KEY": MASTER}) as process:
+        yield process
 
 
 def create_key(gateway: GatewayProcess, **spec: Any) -> dict[str, Any]:
@@ -204,9 +202,12 @@ def test_admin_key_endpoints_need_the_master_key(gateway: GatewayProcess) -> Non
 
 
 def test_serve_refuses_a_public_address_without_a_master_key(tmp_path: Path, upstream: Upstream) -> None:
-    process = GatewayProcess(tmp_path, [upstream.model("echo")], env={"STRATO_MASTER_KEY": ""})
-    with pytest.raises(RuntimeError, match=r"refusing to listen on 0\.0\.0\.0 without a master key"):
-        process.start(extra=["--host", "0.0.0.0"])
+    open_to_all = gateway_process(
+        tmp_path, [upstream.model("echo")], env={"STRATO_MASTER_KEY": ""}, args=["--host", "0.0.0.0"]
+    )
+    refusal = r"refusing to listen on 0\.0\.0\.0 without a master key"
+    with pytest.raises(RuntimeError, match=refusal), open_to_all:
+        pytest.fail("strato serve listened on 0.0.0.0 without a master key")
 
 
 def test_a_key_carries_its_own_guard_settings(gateway: GatewayProcess) -> None:

@@ -9,30 +9,26 @@ from pathlib import Path
 import httpx
 
 from strato.types import TraceQuery
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import gateway_process
 from tests.support.upstream import Upstream
 
 
 def test_sigterm_loses_no_trace(tmp_path: Path, upstream: Upstream) -> None:
     remote = {"name": "echo", "provider": "openai", "base_url": upstream.base_url, "upstream_model": "echo"}
-    gateway = GatewayProcess(tmp_path, [remote])
     # A long flush interval: without the drain on shutdown, most of these would still be queued.
-    gateway.config.write_text(
-        gateway.config.read_text().replace("flush_interval: 0.05", "flush_interval: 30")
-    )
-    gateway.start()
+    with gateway_process(tmp_path, [remote], store={"flush_interval": 30}) as gateway:
 
-    def ask(i: int) -> str:
-        body = {"model": "echo", "messages": [{"role": "user", "content": f"message {i}"}]}
-        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=30)
-        assert response.status_code == 200
-        return response.headers["x-strato-trace-id"]
+        def ask(i: int) -> str:
+            body = {"model": "echo", "messages": [{"role": "user", "content": f"message {i}"}]}
+            response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=30)
+            assert response.status_code == 200
+            return response.headers["x-strato-trace-id"]
 
-    with ThreadPoolExecutor(8) as pool:
-        ids = set(pool.map(ask, range(200)))
-    assert gateway.store.count() < len(ids)  # still queued: the writer waits for its interval
-    # uvicorn re-raises the SIGTERM it caught once its graceful shutdown is complete.
-    assert gateway.stop() in (0, -signal.SIGTERM)
-    assert "could not store" not in gateway.log_text()
-    stored = {t.id for t in gateway.store.traces(TraceQuery(limit=1000))}
-    assert ids <= stored
+        with ThreadPoolExecutor(8) as pool:
+            ids = set(pool.map(ask, range(200)))
+        assert gateway.store.count() < len(ids)  # still queued: the writer waits for its interval
+        # uvicorn re-raises the SIGTERM it caught once its graceful shutdown is complete.
+        assert gateway.stop() in (0, -signal.SIGTERM)
+        assert "could not store" not in gateway.log_text()
+        stored = {t.id for t in gateway.store.traces(TraceQuery(limit=1000))}
+        assert ids <= stored

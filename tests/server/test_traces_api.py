@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from tests.cli.test_cli import strato
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, gateway_process
 from tests.support.upstream import Upstream
 
 MASTER = "sk-master-traces"
@@ -67,11 +67,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Ite
         upstream.model("silent", "say:"),  # an empty answer: EMPTY_ANSWER
     ]
     env = {"STRATO_MASTER_KEY": MASTER}
-    process = GatewayProcess(tmp_path_factory.mktemp("traces"), models, env=env, settings={"guards": GUARDS})
-    process.start()
-    yield process
-    process.stop()
-    process.close_store()
+    with gateway_process(tmp_path_factory.mktemp("traces"), models, env=env, guards=GUARDS) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")
@@ -296,15 +293,9 @@ def test_the_cli_lists_what_the_api_does(gateway: GatewayProcess, keys: dict[str
 def test_without_a_master_key_everyone_sees_every_trace(
     tmp_path_factory: pytest.TempPathFactory, upstream: Upstream
 ) -> None:
-    process = GatewayProcess(
-        tmp_path_factory.mktemp("open"), [upstream.model("echo")], env={"STRATO_MASTER_KEY": ""}
-    )
-    process.start()
-    try:
+    tmp = tmp_path_factory.mktemp("open")
+    with gateway_process(tmp, [upstream.model("echo")], env={"STRATO_MASTER_KEY": ""}) as process:
         made = [chat(process, "anything", "echo", f"open {i}") for i in range(2)]
         for key in (None, Key("x", "sk-strato-whatever", [])):
             assert [t["id"] for t in get(process, "/v1/traces", key).json()["data"]] == made[::-1]
             assert get(process, f"/v1/traces/{made[0]}", key).status_code == 200
-    finally:
-        process.stop()
-        process.close_store()

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +68,17 @@ class GatewayProcess:
                 time.sleep(0.1)
         raise RuntimeError(f"strato serve did not come up: {self.log.read_text()}")
 
+    @property
+    def running(self) -> bool:
+        """Started, and not exited (or stopped, or killed) since."""
+        return self.proc is not None and self.proc.poll() is None
+
     def stop(self) -> int:
-        """SIGTERM, as a service manager would; returns the exit code."""
+        """SIGTERM, as a service manager would, unless it has exited already; returns the exit code
+        (the same one again if it was stopped before)."""
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(60)
 
     def close_store(self) -> None:
@@ -102,3 +111,27 @@ class GatewayProcess:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def gateway_process(
+    tmp: Path,
+    models: list[dict[str, Any]],
+    *,
+    env: dict[str, str] | None = None,
+    args: list[str] | None = None,
+    **config: Any,
+) -> Iterator[GatewayProcess]:
+    """`strato serve` for the length of the block, configured with `models` and further top-level config
+    sections as keywords (`guards=...`, `cache=...`, `observe=...`): started, then stopped with SIGTERM
+    and its store closed, however the block ends."""
+    process = GatewayProcess(tmp, models, env=env, settings=config)
+    try:
+        process.start(args)
+        yield process
+    finally:
+        try:
+            if process.running:  # the block may have stopped or killed it itself
+                process.stop()
+        finally:
+            process.close_store()
