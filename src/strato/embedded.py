@@ -7,6 +7,7 @@ budgets). LiteLLM's users mostly use it this way.
         answer = await client.chat.completions.create(model="smollm2", messages=[...])
 
 Every call is traced in the configured store, where `strato traces list` and the server see it.
+A streamed answer arrives token by token, as it would from the server (`strato.server.inprocess`).
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ class Strato:
         """An httpx client of the in-process API (`/v1/...`, `/admin/...`), closed with the stack."""
         import httpx
 
-        transport = httpx.ASGITransport(app=self.app)
-        client = httpx.AsyncClient(transport=transport, base_url=BASE_URL, timeout=600)
+        from strato.server.inprocess import httpx_transport
+
+        client = httpx.AsyncClient(transport=httpx_transport(self.app), base_url=BASE_URL, timeout=600)
         self._clients.append(client)
         return client
 
@@ -60,10 +62,11 @@ class Strato:
             import openai
         except ImportError:
             raise RuntimeError("Strato.client() needs the openai package: pip install openai") from None
+        from strato.server.inprocess import httpx2_transport
+
         key = api_key or self.runtime.settings.server.master_key or "unused"
         options.setdefault("max_retries", 0)
-        transport = httpx2.ASGITransport(app=self.app)
-        http = httpx2.AsyncClient(transport=transport, base_url=BASE_URL, timeout=600)
+        http = httpx2.AsyncClient(transport=httpx2_transport(self.app), base_url=BASE_URL, timeout=600)
         self._clients.append(http)
         return openai.AsyncOpenAI(base_url=f"{BASE_URL}/v1", api_key=key, http_client=http, **options)
 

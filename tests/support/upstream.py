@@ -6,6 +6,7 @@
 - `hang`: never answers within any sane timeout
 - `cut`: streams two chunks, then drops the connection
 - `cut-early`: drops a stream before its first chunk
+- `stall`: streams its first chunk, then nothing more for a minute
 - `busy-once`: the first request gets 429 with `retry-after: 1`, later ones the `echo` answer
 - `garbage`: a 200 whose body is not JSON (streamed: an event whose data is not JSON)
 
@@ -168,7 +169,7 @@ class Upstream(LocalServer):
             choice = {"index": 0, "delta": {"content": piece}} if chat else {"index": 0, "text": piece}
             choice["logprobs"] = _logprobs(body, [piece], chat=chat)
             yield f"data: {json.dumps({'choices': [choice | {'finish_reason': None}]})}\n\n"
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(60 if body["model"] == "stall" else 0.01)
         final = (
             {"index": 0, "delta": {}, "finish_reason": "stop"}
             if chat
