@@ -12,7 +12,6 @@ import asyncio
 import dataclasses
 import logging
 import time
-import uuid
 from collections.abc import AsyncGenerator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from strato.errors import ClientDisconnected, StratoError
 from strato.guards.step import Guarded, GuardSet, build_guards
 from strato.observe import call
 from strato.observe.anomalies import AnomalyWatch
+from strato.observe.ids import random_hex
 from strato.observe.metrics import GatewayMetrics
 from strato.observe.otel import OtelExport
 from strato.observe.recorder import TraceRecorder
@@ -63,7 +63,7 @@ class CallContext:
     the gateway enters it as the current request's record (`strato.observe.call`) and finishes it
     once."""
 
-    trace_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    trace_id: str = field(default_factory=lambda: random_hex(16))
     started_at: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
     api_key: str | None = None  # the caller's key id once the auth step ran (never the secret)
@@ -266,7 +266,7 @@ class Gateway:
             if lookup.kind == "semantic":
                 span.attributes["strato.cache.similarity"] = lookup.score
             ctx.headers.update(lookup.headers())
-            self.metrics.cache_requests.labels(request.model, lookup.result).inc()
+            self.metrics.series(self.metrics.cache_requests, request.model, lookup.result).inc()
         if lookup.kind is not None:
             trace.cache, trace.deployment, trace.provider = lookup.kind, request.model, "cache"
         return lookup
@@ -400,7 +400,7 @@ class Gateway:
         return self._finish(trace, ctx), raised
 
     def _in_flight(self, model: str | None) -> Any:
-        return self.metrics.in_flight.labels(model or UNKNOWN_MODEL_LABEL).track_inprogress()
+        return self.metrics.series(self.metrics.in_flight, model or UNKNOWN_MODEL_LABEL).track_inprogress()
 
 
 def _counted_prompt(provider: Provider | None, request: GenerationRequest | EmbeddingRequest) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +24,7 @@ class CountingStore(SQLStore):
         super().__init__(SQLStore.open(url).engine)
         self.batches: list[int] = []
         self.failures = failures
+        self.written = threading.Event()  # set by each stored batch
 
     def record(self, items: Sequence[Trace]) -> None:
         if self.failures:
@@ -30,6 +32,7 @@ class CountingStore(SQLStore):
             raise ConnectionError("database unavailable")
         self.batches.append(len(items))
         super().record(items)
+        self.written.set()
 
 
 def test_writes_in_batches_and_flush_waits(tmp_path: Path) -> None:
@@ -41,6 +44,21 @@ def test_writes_in_batches_and_flush_waits(tmp_path: Path) -> None:
     assert store.count() == 250
     assert len(store.batches) < 10  # batched, not one transaction per trace
     recorder.close()
+
+
+def test_a_full_batch_is_written_without_waiting_out_the_interval(tmp_path: Path) -> None:
+    store = CountingStore(f"sqlite:///{tmp_path}/r.db")
+    recorder = TraceRecorder(store, flush_interval=60, batch_size=50)
+    for i in range(49):
+        recorder.submit(trace(i))
+    assert not store.batches  # an unfinished batch waits for the interval
+    recorder.submit(trace(49))
+    assert store.written.wait(10)
+    assert store.batches == [50]
+    for i in range(50, 170):
+        recorder.submit(trace(i))
+    recorder.close()
+    assert store.count() == 170 and max(store.batches) <= 50
 
 
 def test_close_drains_everything(tmp_path: Path) -> None:

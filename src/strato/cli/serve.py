@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import os
@@ -49,6 +50,10 @@ def serve(
         typer.echo(
             "strato: auth is off (no STRATO_MASTER_KEY): anyone who can reach this address may call it"
         )
+    # What startup built (modules, models, the guards' tables) lives as long as the process: moved
+    # out of the collector's sight, a full collection no longer walks it (it took 30-90 ms, the
+    # requests it interrupted waited that long; benchmarks/RESULTS.md, gateway overhead).
+    gc.freeze()
     uvicorn.run(
         app,
         host=settings.server.host,

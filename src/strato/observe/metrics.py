@@ -147,16 +147,27 @@ class GenAIHistograms:
             for metric in GENAI_METRICS
         }
 
-        # Each series' child histogram, found once (`labels()` takes a lock and builds a key).
-        self._series: dict[tuple[str, ...], Any] = {}
+        self._series = Series()
 
     def observe(self, measured: list[Measurement]) -> None:
         for metric, value, attributes in measured:
-            key = (metric.name, *[str(attributes.get(a, "")) for a in metric.attributes])
-            series = self._series.get(key)
-            if series is None:
-                series = self._series[key] = self.histograms[metric.name].labels(*key[1:])
-            series.observe(value)
+            labels = [str(attributes.get(a, "")) for a in metric.attributes]
+            self._series(self.histograms[metric.name], *labels).observe(value)
+
+
+class Series:
+    """Metrics' labelled children, each found once: `labels()` takes a lock and builds a key on
+    every call. For series that are never removed (the request path's; not the engine gauges)."""
+
+    def __init__(self) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def __call__(self, metric: Counter | Histogram | Gauge, *labels: str) -> Any:
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
 
 class GatewayMetrics:
@@ -293,6 +304,7 @@ class GatewayMetrics:
             registry=self.registry,
         )
         self.genai = GenAIHistograms(self.registry)
+        self.series = Series()  # the request path's labelled series, found once each
 
     def observe(self, trace: Trace, model_label: str) -> list[Measurement]:
         """Count a finished request; returns its GenAI measurements (for the OTLP export)."""
@@ -303,30 +315,32 @@ class GatewayMetrics:
 
     def _observe_strato(self, trace: Trace, model_label: str) -> None:
         endpoint = str(trace.endpoint)
-        self.requests.labels(model_label, endpoint, str(trace.status)).inc()
+        self.series(self.requests, model_label, endpoint, str(trace.status)).inc()
         if trace.status >= 400:
-            self.errors.labels(model_label, endpoint, trace.error_code or "error").inc()
+            self.series(self.errors, model_label, endpoint, trace.error_code or "error").inc()
         if trace.cache is None:  # an answer from the answer cache processed no tokens
             if trace.prompt_tokens:
-                self.tokens.labels(model_label, "prompt").inc(trace.prompt_tokens)
+                self.series(self.tokens, model_label, "prompt").inc(trace.prompt_tokens)
             if trace.completion_tokens:
-                self.tokens.labels(model_label, "completion").inc(trace.completion_tokens)
+                self.series(self.tokens, model_label, "completion").inc(trace.completion_tokens)
             if trace.cached_tokens:
-                self.tokens.labels(model_label, "cached").inc(trace.cached_tokens)
+                self.series(self.tokens, model_label, "cached").inc(trace.cached_tokens)
         if trace.provider == "llama_cpp" and trace.status == 200 and trace.prompt_tokens:
-            self.prefix_cache.labels(model_label, "hit" if trace.cached_tokens else "miss").inc()
+            self.series(self.prefix_cache, model_label, "hit" if trace.cached_tokens else "miss").inc()
         if trace.route:
             route = trace.route
-            self.route_decisions.labels(route["router"], route["target"], route["reason"]).inc()
+            self.series(self.route_decisions, route["router"], route["target"], route["reason"]).inc()
         if trace.cost:
-            self.cost.labels(model_label, trace.deployment or "none").inc(trace.cost)
+            self.series(self.cost, model_label, trace.deployment or "none").inc(trace.cost)
         if trace.latency_ms is not None:
-            self.latency.labels(model_label, endpoint).observe(trace.latency_ms / 1000)
+            self.series(self.latency, model_label, endpoint).observe(trace.latency_ms / 1000)
         if trace.ttft_ms is not None:
-            self.ttft.labels(model_label).observe(trace.ttft_ms / 1000)
+            self.series(self.ttft, model_label).observe(trace.ttft_ms / 1000)
         if trace.compute is not None:
-            self.request_cpu.labels(model_label).observe(trace.compute.cpu_seconds)
-            self.request_energy.labels(model_label, trace.compute.source).observe(trace.compute.energy_joules)
+            self.series(self.request_cpu, model_label).observe(trace.compute.cpu_seconds)
+            self.series(self.request_energy, model_label, trace.compute.source).observe(
+                trace.compute.energy_joules
+            )
 
     def set_engines(self, states: list[EngineState]) -> None:
         """Replace the engine gauges with the current state (models unloaded since disappear)."""

@@ -61,13 +61,18 @@ class BatchWriter(Generic[T]):
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self._queue: queue.SimpleQueue[T | _Flush | object] = queue.SimpleQueue()
+        self._wake = threading.Event()  # set when a batch should be written before the interval ends
         self._thread = threading.Thread(target=self._write_loop, name=f"strato writer ({what})", daemon=True)
         self._closed = False
         self._thread.start()
 
     def submit(self, item: T) -> None:
-        """Accept an item for writing. Never blocks."""
+        """Accept an item for writing. Never blocks. The writer wakes for the first item of a batch
+        and then at the end of the interval (or once a batch is full), not for every item: each
+        wake-up would take the GIL from the event loop."""
         self._queue.put(item)
+        if self._queue.qsize() >= self.batch_size - 1:  # the writer holds a batch's first item
+            self._wake.set()
 
     def submit_durable(self, item: T) -> Future[None]:
         """Accept an item to be written at once: the future is done when it is committed. Items that
@@ -76,13 +81,13 @@ class BatchWriter(Generic[T]):
         the future pending while the writer retries (callers wait with a timeout)."""
         marker = _Flush()
         self._queue.put(item)
-        self._queue.put(marker)
+        self._urgent(marker)
         return marker.done
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted so far is stored."""
         marker = _Flush()
-        self._queue.put(marker)
+        self._urgent(marker)
         try:
             marker.done.result(timeout)
         except FutureTimeout:
@@ -94,54 +99,43 @@ class BatchWriter(Generic[T]):
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_STOP)
+        self._urgent(_STOP)
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.error(
                 "%s writer did not finish within %.0fs; what is still queued is lost", self.what, timeout
             )
 
+    def _urgent(self, marker: object) -> None:
+        """Queue a marker somebody waits for (a flush, a stop): the writer stops gathering a batch."""
+        self._queue.put(marker)
+        self._wake.set()
+
     def _write_loop(self) -> None:
-        pending: list[T] = []
-        markers: list[_Flush] = []
         stopping = False
         while not stopping:
-            deadline = time.monotonic() + self.flush_interval
-            while len(pending) < self.batch_size:
-                # Once someone waits (a flush, a durable item), take only what is queued already.
-                wait = 0.0 if markers else max(0.0, deadline - time.monotonic())
+            first = self._queue.get()  # an idle writer sleeps here
+            if not (first is _STOP or isinstance(first, _Flush)):
+                self._wake.wait(self.flush_interval)  # gather a batch, unless someone waits
+            self._wake.clear()  # cleared before draining: a marker queued from now on sets it again
+            pending: list[T] = []
+            markers: list[_Flush] = []
+            item: object = first
+            while True:
+                if item is _STOP:
+                    stopping = True  # what follows the stop is still stored (a request finishing)
+                elif isinstance(item, _Flush):
+                    markers.append(item)
+                else:
+                    pending.append(item)  # type: ignore[arg-type]
                 try:
-                    item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is _STOP:
-                    stopping = True
-                    break
-                if isinstance(item, _Flush):
-                    markers.append(item)
-                    continue
-                pending.append(item)  # type: ignore[arg-type]
-            if pending:
-                self._store(pending, final=stopping)
-                pending = []
+            for start in range(0, len(pending), self.batch_size):
+                self._store(pending[start : start + self.batch_size], final=stopping)
             for marker in markers:
                 marker.set()
-            markers = []
-        # Anything submitted after the stop marker (a request finishing during shutdown).
-        leftovers: list[T] = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(item, _Flush):
-                markers.append(item)
-            elif item is not _STOP:
-                leftovers.append(item)  # type: ignore[arg-type]
-        if leftovers:
-            self._store(leftovers, final=True)
-        for marker in markers:
-            marker.set()
 
     def _store(self, batch: list[T], *, final: bool) -> None:
         """Write a batch, retrying while the database is unavailable (keeping the items in memory).

@@ -2,7 +2,7 @@
 
 A `SpanRecorder` rides on the request's `CallContext` (which `strato.observe.call` carries, so the
 guard step adds its spans without a handle). Opening a span costs about two microseconds: an id
-(16 of them from one `os.urandom` call), two `time.time()` calls and a list append; nothing is
+(`strato.observe.ids`: no system call), two `time.time()` calls and a list append; nothing is
 exported on the request path. Names and attributes follow OpenTelemetry's GenAI semantic
 conventions where one exists:
 
@@ -24,18 +24,17 @@ contents never go into attributes (the trace has them).
 
 from __future__ import annotations
 
-import os
 import time
 from types import TracebackType
 from typing import Any, Literal
 
 from strato.errors import StratoError
+from strato.observe.ids import random_hex
 from strato.routing.attempts import Attempt, Notes
 from strato.types import Endpoint, Span, Trace
 
 OPERATIONS = {Endpoint.CHAT: "chat", Endpoint.COMPLETION: "text_completion", Endpoint.EMBEDDING: "embeddings"}
 FIRST_TOKEN = "strato.first_token"
-ID_POOL = 16  # span ids fetched from os.urandom at once (a typical request has about 15 spans)
 
 SEVERITY = {"allow": 0, "flag": 1, "redact": 2, "block": 3}  # as the guards rank their actions
 
@@ -74,14 +73,12 @@ class SpanRecorder:
     blocks), so a stack of open spans is all the bookkeeping, and the recorder itself is the context
     manager of the stage on top of it."""
 
-    __slots__ = ("_ids", "_next", "_open", "call", "root", "spans")
+    __slots__ = ("_open", "call", "root", "spans")
 
     def __init__(self) -> None:
         self.root: Span | None = None
         self.spans: list[Span] = []
         self._open: list[Span] = []
-        self._ids = ""  # span ids drawn from os.urandom 16 at a time: one system call a request
-        self._next = 0
         # The provider call the gateway made itself; a client span when routing recorded no
         # attempts (a plain model).
         self.call: Call | None = None
@@ -118,11 +115,7 @@ class SpanRecorder:
             span.status = "ok"
 
     def _new_id(self) -> str:
-        at = self._next
-        if at >= len(self._ids):
-            self._ids, at = os.urandom(8 * ID_POOL).hex(), 0
-        self._next = at + 16
-        return self._ids[at : at + 16]
+        return random_hex(8)
 
     def drop(self, span: Span) -> None:
         """Forget a span that turned out to say nothing (the cache step of a model without a cache)."""

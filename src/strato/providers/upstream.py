@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from strato.config import ConfigError
 from strato.errors import ContextLengthExceeded, StratoError, UpstreamError, UpstreamTimeout
+from strato.jsontext import dumps
 from strato.streams import Stream
 
 # Upstream statuses that describe the client's request; passed through to the caller as they are.
@@ -140,6 +141,7 @@ class UpstreamClient:
                 connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
                 read_bufsize=2**20,  # one SSE line (an event with logprobs) may be long
                 raise_for_status=False,
+                json_serialize=dumps,  # request bodies with orjson
             )
         return self._session
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
-import json
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
@@ -15,6 +13,7 @@ from starlette.types import Receive, Scope, Send
 
 from strato.errors import ClientDisconnected, StratoError
 from strato.gateway import CallContext, Gateway
+from strato.jsontext import dumps
 from strato.server.admin import matches_any
 from strato.server.middleware import bearer_token
 from strato.server.openapi import MODEL_ERRORS, errors
@@ -184,19 +183,28 @@ class _AnswerResponse(StreamingResponse):
 
 
 async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """Await `work`, cancelling it if the client hangs up first (which stops a local generation)."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request))
+    """Await `work`, cancelling it if the client hangs up first (which stops a local generation).
+    The work runs in the request's own task; one watcher task waits for the disconnect."""
+    current = asyncio.current_task()
+    assert current is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        await _disconnected(request)
+        gone = True
+        current.cancel()
+
+    watcher = asyncio.create_task(watch())
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        return await work
+    except asyncio.CancelledError:
+        if not gone:
+            raise  # the server is cancelling the request itself
+        current.uncancel()
+        raise ClientDisconnected("the client disconnected before the answer was complete") from None
     finally:
         watcher.cancel()
-    if not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        raise ClientDisconnected("the client disconnected before the answer was complete")
-    return task.result()
 
 
 async def _disconnected(request: Request) -> None:
@@ -206,7 +214,7 @@ async def _disconnected(request: Request) -> None:
 
 
 def _event(data: dict[str, Any]) -> str:
-    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+    return f"data: {dumps(data)}\n\n"
 
 
 async def _sse(chunks: Stream[Chunk], shape: ResponseShape, include_usage: bool) -> AsyncIterator[str]:

@@ -12,9 +12,10 @@ one regular-expression search per value.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
+
+from strato.jsontext import dumps
 
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 SURROGATE = re.compile("[\ud800-\udfff]")
@@ -32,10 +33,10 @@ def storable(text: str | None) -> str | None:
 
 
 def storable_json(value: Any) -> str:
-    """`value` as JSON text (non-ASCII kept as is) that every database accepts. json.dumps escapes
-    NUL itself; a lone surrogate inside a string becomes the escaped six characters, so it reads
-    back as that text rather than as a character no encoder takes."""
-    encoded = json.dumps(value, ensure_ascii=False)
+    """`value` as JSON text (non-ASCII kept as is, `strato.jsontext`) that every database accepts.
+    NUL is written escaped; a lone surrogate inside a string becomes the escaped six characters, so
+    it reads back as that text rather than as a character no encoder takes."""
+    encoded = dumps(value)
     if UNSTORABLE.search(encoded) is None:
         return encoded
     return UNSTORABLE.sub(lambda found: "\\" + _escape(found), encoded)
