@@ -48,9 +48,9 @@ class Strato:
         """An httpx client of the in-process API (`/v1/...`, `/admin/...`), closed with the stack."""
         import httpx
 
-        from strato.server.inprocess import httpx_transport
+        from strato.server.inprocess import transport
 
-        client = httpx.AsyncClient(transport=httpx_transport(self.app), base_url=BASE_URL, timeout=600)
+        client = httpx.AsyncClient(transport=transport(self.app, httpx), base_url=BASE_URL, timeout=600)
         self._clients.append(client)
         return client
 
@@ -62,11 +62,11 @@ class Strato:
             import openai
         except ImportError:
             raise RuntimeError("Strato.client() needs the openai package: pip install openai") from None
-        from strato.server.inprocess import httpx2_transport
+        from strato.server.inprocess import transport
 
         key = api_key or self.runtime.settings.server.master_key or "unused"
         options.setdefault("max_retries", 0)
-        http = httpx2.AsyncClient(transport=httpx2_transport(self.app), base_url=BASE_URL, timeout=600)
+        http = httpx2.AsyncClient(transport=transport(self.app, httpx2), base_url=BASE_URL, timeout=600)
         self._clients.append(http)
         return openai.AsyncOpenAI(base_url=f"{BASE_URL}/v1", api_key=key, http_client=http, **options)
 

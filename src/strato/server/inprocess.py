@@ -6,8 +6,8 @@ is returned once its headers are sent, and its body is read as the app sends it.
 response early (a client that stops reading) tells the app the client has gone, as a server
 would, and waits until the app has finished (the request traced, its budget settled).
 
-One transport class per client library: `httpx` (`Strato.http()`) and `httpx2` (what the `openai`
-package is built on). Both go through `Exchange`, which knows nothing of either.
+`transport(app, httpx)` serves `Strato.http()`, `transport(app, httpx2)` the `openai` client (httpx2
+is what it is built on); both go through `Exchange`, which knows nothing of either.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterable, AsyncIterator
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message
@@ -92,6 +93,7 @@ class Exchange:
 
 
 def scope_of(request: httpx.Request | httpx2.Request) -> dict[str, Any]:
+    """The ASGI scope of an httpx (or httpx2) request, as httpx's own ASGI transport builds it."""
     url = request.url
     return {
         "type": "http",
@@ -109,11 +111,11 @@ def scope_of(request: httpx.Request | httpx2.Request) -> dict[str, Any]:
     }
 
 
-def httpx_transport(app: ASGIApp) -> httpx.AsyncBaseTransport:
-    """A streaming transport to `app` for an `httpx.AsyncClient`."""
-    import httpx
+def transport(app: ASGIApp, library: ModuleType) -> Any:
+    """A streaming transport to `app` for `library.AsyncClient`, where `library` is `httpx` or
+    `httpx2` (the `openai` client's): the two share an API but not their classes."""
 
-    class Body(httpx.AsyncByteStream):
+    class Body(library.AsyncByteStream):  # type: ignore[name-defined,misc]  # either library's
         def __init__(self, exchange: Exchange) -> None:
             self._exchange = exchange
 
@@ -124,36 +126,11 @@ def httpx_transport(app: ASGIApp) -> httpx.AsyncBaseTransport:
         async def aclose(self) -> None:
             await self._exchange.aclose()
 
-    class Transport(httpx.AsyncBaseTransport):
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    class Transport(library.AsyncBaseTransport):  # type: ignore[name-defined,misc]
+        async def handle_async_request(self, request: Any) -> Any:
             assert isinstance(request.stream, AsyncIterable)
             exchange = Exchange(app, scope_of(request), request.stream)
             status, headers = await exchange.start()
-            return httpx.Response(status, headers=headers, stream=Body(exchange), request=request)
-
-    return Transport()
-
-
-def httpx2_transport(app: ASGIApp) -> httpx2.AsyncBaseTransport:
-    """A streaming transport to `app` for an `httpx2.AsyncClient` (the `openai` client's)."""
-    import httpx2
-
-    class Body(httpx2.AsyncByteStream):
-        def __init__(self, exchange: Exchange) -> None:
-            self._exchange = exchange
-
-        async def __aiter__(self) -> AsyncIterator[bytes]:
-            async for part in self._exchange.parts():
-                yield part
-
-        async def aclose(self) -> None:
-            await self._exchange.aclose()
-
-    class Transport(httpx2.AsyncBaseTransport):
-        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-            assert isinstance(request.stream, AsyncIterable)
-            exchange = Exchange(app, scope_of(request), request.stream)
-            status, headers = await exchange.start()
-            return httpx2.Response(status, headers=headers, stream=Body(exchange), request=request)
+            return library.Response(status, headers=headers, stream=Body(exchange), request=request)
 
     return Transport()
