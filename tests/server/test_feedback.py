@@ -1,48 +1,82 @@
-"""`POST /v1/feedback` end to end: `strato serve` with a master key, virtual keys made through the
-admin API, feedback given over HTTP and read back with the traces API."""
+"""`POST /v1/feedback` end to end, in process: the gateway with a master key, virtual keys made
+through the admin API, feedback given over HTTP and read back with the traces API."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
-from tests.server.test_traces_api import MASTER, Key, chat, get, listed, new_key
-from tests.support.gateway import GatewayProcess, gateway_process
+from tests.server.test_traces_api import MASTER, Key
+from tests.support.inprocess import InProcess, in_process
 from tests.support.upstream import Upstream
 
+ADMIN = {"authorization": f"Bearer {MASTER}"}
+
+
+async def new_key(served: InProcess, name: str) -> Key:
+    response = await served.http.post("/admin/keys", json={"name": name}, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    return Key(response.json()["id"], response.json()["key"], [])
+
+
+async def chat(served: InProcess, key: str, model: str, content: str) -> str:
+    """Send a chat; the id of its trace, once the trace is stored."""
+    try:
+        response = await served.sdk(key).chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": content}]
+        )
+        trace_id = response.headers["x-strato-trace-id"]
+    except openai.APIStatusError as exc:
+        trace_id = exc.response.headers["x-strato-trace-id"]
+    assert served.stored(trace_id) is not None
+    return trace_id
+
+
+async def get(served: InProcess, path: str, key: Key | None, **params: Any) -> httpx.Response:
+    return await served.http.get(path, params=params, headers=key.auth if key else {}, timeout=30)
+
+
+async def listed(served: InProcess, key: Key, **params: Any) -> list[str]:
+    response = await get(served, "/v1/traces", key, **params)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["object"] == "list"
+    return [t["id"] for t in body["data"]]
+
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[GatewayProcess]:
+async def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> AsyncIterator[InProcess]:
     tmp = tmp_path_factory.mktemp("feedback")
-    with gateway_process(tmp, [upstream.model("echo")], env={"STRATO_MASTER_KEY": MASTER}) as process:
-        yield process
+    async with in_process(tmp, [upstream.model("echo")], server={"master_key": MASTER}) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
-def keys(gateway: GatewayProcess) -> dict[str, Key]:
-    a, b = new_key(gateway, "a"), new_key(gateway, "b")
-    a.traces += [chat(gateway, a.secret, "echo", f"question {i} from a") for i in range(3)]
-    b.traces.append(chat(gateway, b.secret, "echo", "question from b"))
+async def keys(gateway: InProcess) -> dict[str, Key]:
+    a, b = await new_key(gateway, "a"), await new_key(gateway, "b")
+    a.traces += [await chat(gateway, a.secret, "echo", f"question {i} from a") for i in range(3)]
+    b.traces.append(await chat(gateway, b.secret, "echo", "question from b"))
     return {"a": a, "b": b, "master": Key("master", MASTER, [])}
 
 
-def give(gateway: GatewayProcess, key: Key | None, body: Any = None, **fields: Any) -> httpx.Response:
+async def give(gateway: InProcess, key: Key | None, body: Any = None, **fields: Any) -> httpx.Response:
     headers = key.auth if key is not None else {}
     if isinstance(body, bytes):
-        return httpx.post(f"{gateway.url}/v1/feedback", content=body, headers=headers, timeout=30)
-    return httpx.post(
-        f"{gateway.url}/v1/feedback", json=fields if body is None else body, headers=headers, timeout=30
+        return await gateway.http.post("/v1/feedback", content=body, headers=headers, timeout=30)
+    return await gateway.http.post(
+        "/v1/feedback", json=fields if body is None else body, headers=headers, timeout=30
     )
 
 
-def test_feedback_is_stored_and_shown_with_the_trace(gateway: GatewayProcess, keys: dict[str, Key]) -> None:
+async def test_feedback_is_stored_and_shown_with_the_trace(gateway: InProcess, keys: dict[str, Key]) -> None:
     a = keys["a"]
     before = time.time()
-    response = give(
+    response = await give(
         gateway,
         a,
         trace_id=a.traces[0],
@@ -65,65 +99,65 @@ def test_feedback_is_stored_and_shown_with_the_trace(gateway: GatewayProcess, ke
     }
     assert before - 1 <= stored["created_at"] <= time.time() + 1
     # A 201 means stored: the trace shows it at once.
-    shown = get(gateway, f"/v1/traces/{a.traces[0]}", a).json()
+    shown = (await get(gateway, f"/v1/traces/{a.traces[0]}", a)).json()
     assert shown["feedback"] == [stored]
     assert shown["anomalies"] == [] and isinstance(shown["spans"], list)
 
 
-def test_thumbs_up_and_several_feedbacks(gateway: GatewayProcess, keys: dict[str, Key]) -> None:
+async def test_thumbs_up_and_several_feedbacks(gateway: InProcess, keys: dict[str, Key]) -> None:
     a = keys["a"]
-    up = give(gateway, a, trace_id=a.traces[1], score=True)
+    up = await give(gateway, a, trace_id=a.traces[1], score=True)
     assert up.status_code == 201 and up.json()["score"] == 1.0 and up.json()["source"] == "api"
     assert up.json()["label"] is None and up.json()["comment"] is None and up.json()["correction"] is None
-    second = give(gateway, a, trace_id=a.traces[1], score=0.25, label="too_long")
+    second = await give(gateway, a, trace_id=a.traces[1], score=0.25, label="too_long")
     assert second.status_code == 201
-    feedback = get(gateway, f"/v1/traces/{a.traces[1]}", a).json()["feedback"]
+    feedback = (await get(gateway, f"/v1/traces/{a.traces[1]}", a)).json()["feedback"]
     assert [(f["score"], f["label"]) for f in feedback] == [(1.0, None), (0.25, "too_long")]
     # The list filters by it.
-    assert a.traces[1] in listed(gateway, a, feedback="positive")
-    assert a.traces[1] in listed(gateway, a, feedback="negative")
-    assert a.traces[2] in listed(gateway, a, feedback="none")
-    assert a.traces[2] not in listed(gateway, a, feedback="any")
+    assert a.traces[1] in await listed(gateway, a, feedback="positive")
+    assert a.traces[1] in await listed(gateway, a, feedback="negative")
+    assert a.traces[2] in await listed(gateway, a, feedback="none")
+    assert a.traces[2] not in await listed(gateway, a, feedback="any")
 
 
-def test_feedback_right_after_the_answer(gateway: GatewayProcess, keys: dict[str, Key]) -> None:
+async def test_feedback_right_after_the_answer(gateway: InProcess, keys: dict[str, Key]) -> None:
     """The trace may still wait for the batched writer when the feedback arrives."""
     a = keys["a"]
     for i in range(5):
-        answered = httpx.post(
-            f"{gateway.url}/v1/chat/completions",
+        answered = await gateway.http.post(
+            "/v1/chat/completions",
             json={"model": "echo", "messages": [{"role": "user", "content": f"quick {i}"}]},
             headers=a.auth,
             timeout=30,
         )
         trace_id = answered.headers["x-strato-trace-id"]
-        response = give(gateway, a, trace_id=trace_id, score=1)
+        response = await give(gateway, a, trace_id=trace_id, score=1)
         assert response.status_code == 201, response.text
 
 
-def test_unknown_and_other_keys_traces_are_404(gateway: GatewayProcess, keys: dict[str, Key]) -> None:
+async def test_unknown_and_other_keys_traces_are_404(gateway: InProcess, keys: dict[str, Key]) -> None:
     a, b = keys["a"], keys["b"]
     for trace_id in ("0123456789abcdef0123456789abcdef", b.traces[0], a.traces[0][:12]):
-        response = give(gateway, a, trace_id=trace_id, score=1)
+        response = await give(gateway, a, trace_id=trace_id, score=1)
         assert response.status_code == 404, response.text
         error = response.json()["error"]
         assert error["code"] == "trace_not_found" and error["type"] == "invalid_request_error"
         assert error["message"] == f"No trace with id {trace_id!r}." and error["param"] == "trace_id"
-    assert get(gateway, f"/v1/traces/{b.traces[0]}", b).json()["feedback"] == []  # nothing was stored
+    # Nothing was stored.
+    assert (await get(gateway, f"/v1/traces/{b.traces[0]}", b)).json()["feedback"] == []
 
 
-def test_the_admin_key_may_give_feedback_on_any_trace(gateway: GatewayProcess, keys: dict[str, Key]) -> None:
+async def test_the_admin_key_may_give_feedback_on_any_trace(gateway: InProcess, keys: dict[str, Key]) -> None:
     b = keys["b"]
-    response = give(gateway, keys["master"], trace_id=b.traces[0], score=0.9, source="reviewer")
+    response = await give(gateway, keys["master"], trace_id=b.traces[0], score=0.9, source="reviewer")
     assert response.status_code == 201, response.text
-    assert [f["source"] for f in get(gateway, f"/v1/traces/{b.traces[0]}", b).json()["feedback"]] == [
-        "reviewer"
-    ]
+    shown = (await get(gateway, f"/v1/traces/{b.traces[0]}", b)).json()
+    assert [f["source"] for f in shown["feedback"]] == ["reviewer"]
 
 
-def test_bad_keys_are_401(gateway: GatewayProcess, keys: dict[str, Key]) -> None:
+async def test_bad_keys_are_401(gateway: InProcess, keys: dict[str, Key]) -> None:
     for key in (None, Key("x", "sk-strato-not-a-key", [])):
-        response = give(gateway, key, trace_id=keys["a"].traces[0], score=1)
+        response = await give(gateway, key, trace_id=keys["a"].traces[0], score=1)
         assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
 
 
@@ -148,10 +182,10 @@ def test_bad_keys_are_401(gateway: GatewayProcess, keys: dict[str, Key]) -> None
         ({"trace_id": "x", "score": 1, "scroe": 1}, "scroe"),
     ],
 )
-def test_malformed_bodies_are_400_naming_the_field(
-    gateway: GatewayProcess, keys: dict[str, Key], body: Any, param: str | None
+async def test_malformed_bodies_are_400_naming_the_field(
+    gateway: InProcess, keys: dict[str, Key], body: Any, param: str | None
 ) -> None:
-    response = give(gateway, keys["a"], body)
+    response = await give(gateway, keys["a"], body)
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and error["param"] == param
@@ -159,18 +193,18 @@ def test_malformed_bodies_are_400_naming_the_field(
         assert error["code"] == "invalid_json"
 
 
-def test_nan_is_no_score(gateway: GatewayProcess, keys: dict[str, Key]) -> None:
+async def test_nan_is_no_score(gateway: InProcess, keys: dict[str, Key]) -> None:
     body = b'{"trace_id": "%s", "score": NaN}' % keys["a"].traces[0].encode()
-    response = give(gateway, keys["a"], body)
+    response = await give(gateway, keys["a"], body)
     assert response.status_code == 400 and response.json()["error"]["param"] == "score"
 
 
-def test_without_a_master_key_anyone_may_give_feedback(
+async def test_without_a_master_key_anyone_may_give_feedback(
     tmp_path_factory: pytest.TempPathFactory, upstream: Upstream
 ) -> None:
     tmp = tmp_path_factory.mktemp("open")
-    with gateway_process(tmp, [upstream.model("echo")], env={"STRATO_MASTER_KEY": ""}) as process:
-        trace_id = chat(process, "anything", "echo", "hello")
-        response = httpx.post(f"{process.url}/v1/feedback", json={"trace_id": trace_id, "score": False})
+    async with in_process(tmp, [upstream.model("echo")], server={"master_key": None}) as served:
+        trace_id = await chat(served, "anything", "echo", "hello")
+        response = await served.http.post("/v1/feedback", json={"trace_id": trace_id, "score": False})
         assert response.status_code == 201 and response.json()["score"] == 0.0
-        assert httpx.get(f"{process.url}/v1/traces/{trace_id}").json()["feedback"][0]["score"] == 0.0
+        assert (await served.http.get(f"/v1/traces/{trace_id}")).json()["feedback"][0]["score"] == 0.0
