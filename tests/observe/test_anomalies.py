@@ -1,7 +1,7 @@
 """Anomaly detection on responses and the alert webhooks: each kind on real answers (and the
 benign answers it must leave alone), the latency and cost norms, the webhook sender against a real
-HTTP receiver, and `strato serve` end to end: an upstream that answers badly gets its traces
-flagged, counted in /metrics, and alerts posted, rate-limited, to a webhook."""
+HTTP receiver, and the gateway's HTTP API end to end (in process): an upstream that answers badly
+gets its traces flagged, counted in /metrics, and alerts posted, rate-limited, to a webhook."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,7 +25,7 @@ from strato.observe.languages import LanguageCheck, _identifier, likely_language
 from strato.observe.metrics import GatewayMetrics
 from strato.observe.refusals import refusal_phrase
 from strato.types import Endpoint, Trace
-from tests.support.gateway import GatewayProcess, gateway_process
+from tests.support.inprocess import InProcess, in_process
 from tests.support.upstream import LocalServer, Upstream, free_port
 
 QUALITY = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "quality"
@@ -359,6 +358,16 @@ class Receiver(LocalServer):
             self.arrived.wait_for(lambda: len(self.received) >= count, timeout)
             return list(self.received)
 
+    def wait_for_model(self, model: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """What was posted about `model`, once there are `count` of those (or `timeout` has passed)."""
+
+        def about() -> list[dict[str, Any]]:
+            return [r for r in self.received if r["model"] == model]
+
+        with self.arrived:
+            self.arrived.wait_for(lambda: len(about()) >= count, timeout)
+            return about()
+
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
@@ -474,7 +483,7 @@ def test_alert_settings_are_checked() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
-# End to end: `strato serve`
+# End to end: the gateway's HTTP API, in process
 
 
 REFUSAL = "I'm sorry, but I can't help with that."
@@ -490,9 +499,9 @@ def hook() -> Iterator[Receiver]:
 
 
 @pytest.fixture(scope="module")
-def gateway(
+async def gateway(
     tmp_path_factory: pytest.TempPathFactory, upstream: Upstream, hook: Receiver
-) -> Iterator[GatewayProcess]:
+) -> AsyncIterator[InProcess]:
     models = [
         upstream.model("empty", "say:"),
         upstream.model("refuser", f"say:{REFUSAL}"),
@@ -500,34 +509,40 @@ def gateway(
         upstream.model("echo"),
     ]
     observe = {"alerts": {"webhooks": [hook.url], "min_interval_seconds": INTERVAL}}
-    with gateway_process(tmp_path_factory.mktemp("anomalies"), models, observe=observe) as process:
-        yield process
+    async with in_process(tmp_path_factory.mktemp("anomalies") / "data", models, observe=observe) as served:
+        yield served
 
 
-def send(gateway: GatewayProcess, model: str, *, stream: bool = False) -> str:
+async def send(gateway: InProcess, model: str, *, stream: bool = False) -> str:
     """Ask `model` something; the answer's trace id."""
     body = {
         "model": model,
         "messages": [{"role": "user", "content": "Tell me about the sea."}],
         "stream": stream,
     }
-    response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=30)
+    response = await gateway.http.post("/v1/chat/completions", json=body, timeout=30)
     assert response.status_code == 200, response.text
     return response.headers["x-strato-trace-id"]
 
 
-def ask(gateway: GatewayProcess, model: str, *, stream: bool = False) -> Trace:
+def stored(gateway: InProcess, trace_id: str) -> Trace:
+    trace = gateway.stored(trace_id)
+    assert trace is not None, f"trace {trace_id} was not stored"
+    return trace
+
+
+async def ask(gateway: InProcess, model: str, *, stream: bool = False) -> Trace:
     """Ask `model` something; the answer's trace, once stored."""
-    return gateway.trace(send(gateway, model, stream=stream))
+    return stored(gateway, await send(gateway, model, stream=stream))
 
 
-def test_served_answers_are_flagged_counted_and_alerted(gateway: GatewayProcess, hook: Receiver) -> None:
-    empty = ask(gateway, "empty")
-    looped = ask(gateway, "looper", stream=True)
+async def test_served_answers_are_flagged_counted_and_alerted(gateway: InProcess, hook: Receiver) -> None:
+    empty = await ask(gateway, "empty")
+    looped = await ask(gateway, "looper", stream=True)
     assert empty.anomalies == ["EMPTY_ANSWER"]
     assert looped.anomalies == ["RUNAWAY_REPETITION"]
-    assert ask(gateway, "echo").anomalies == []
-    metrics = httpx.get(f"{gateway.url}/metrics").text
+    assert (await ask(gateway, "echo")).anomalies == []
+    metrics = (await gateway.http.get("/metrics")).text
     assert 'strato_anomalies_total{kind="EMPTY_ANSWER",model="empty"} 1.0' in metrics
     assert 'strato_anomalies_total{kind="RUNAWAY_REPETITION",model="looper"} 1.0' in metrics
     received = [r for r in hook.wait_for(2) if r["model"] in ("empty", "looper")]
@@ -537,23 +552,24 @@ def test_served_answers_are_flagged_counted_and_alerted(gateway: GatewayProcess,
     }
     assert all(r["text"].startswith(f"strato: {r['kind']} on {r['model']}") for r in received)
     # The traces API shows them too.
-    shown = httpx.get(f"{gateway.url}/v1/traces", params={"anomaly": "any"}).json()["data"]
+    shown = (await gateway.http.get("/v1/traces", params={"anomaly": "any"})).json()["data"]
     assert {t["id"] for t in shown} >= {empty.id, looped.id}
 
 
-def test_served_alerts_are_rate_limited(gateway: GatewayProcess, hook: Receiver) -> None:
-    started = time.monotonic()
-    refused = [send(gateway, "refuser") for _ in range(4)]
-    assert time.monotonic() - started < INTERVAL, "too slow to test the rate limit"
-    time.sleep(INTERVAL + 0.1)
-    later = send(gateway, "refuser")
-    assert all(gateway.trace(t).anomalies == ["REFUSAL"] for t in [*refused, later])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        alerts = [r for r in hook.received if r["model"] == "refuser"]
-        if len(alerts) >= 2:
-            break
-        time.sleep(0.05)
+async def test_served_alerts_are_rate_limited(
+    gateway: InProcess, hook: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sender's clock stands still for the first four refusals and moves on by the interval
+    before the fifth: no waiting, and no test that is too slow to see the rate limit."""
+    watch = gateway.runtime.watch
+    assert watch is not None and watch.alerts is not None
+    now = time.monotonic()
+    monkeypatch.setattr(watch.alerts, "_clock", lambda: now)
+    refused = [await send(gateway, "refuser") for _ in range(4)]
+    now += INTERVAL
+    later = await send(gateway, "refuser")
+    assert all(stored(gateway, t).anomalies == ["REFUSAL"] for t in [*refused, later])
+    alerts = hook.wait_for_model("refuser", 2)
     assert [(a["trace_id"], a["suppressed"]) for a in alerts] == [(refused[0], 0), (later, 3)]
-    metrics = httpx.get(f"{gateway.url}/metrics").text
+    metrics = (await gateway.http.get("/metrics")).text
     assert 'strato_anomalies_total{kind="REFUSAL",model="refuser"} 5.0' in metrics  # every one counted

@@ -1,20 +1,23 @@
-"""Anthropic deployments through `strato serve`, with the official `openai` SDK as the client, against a
-real HTTP server that speaks Anthropic's Messages API and checks what it is sent
-(tests/support/anthropic_upstream.py); model groups fall back from it to an OpenAI-compatible one."""
+"""Anthropic deployments through the gateway's HTTP API in process, with the official `openai` SDK as
+the client, against a real HTTP server that speaks Anthropic's Messages API and checks what it is
+sent (tests/support/anthropic_upstream.py); model groups fall back from it to an OpenAI-compatible
+one."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
 from strato.config import ConfigError, ModelEntry
 from strato.providers.registry import build_models
+from strato.types import Trace
 from tests.support.anthropic_upstream import AnthropicUpstream
-from tests.support.gateway import GatewayProcess, gateway_process
+from tests.support.inprocess import InProcess, in_process
 from tests.support.upstream import Upstream, free_port
 
 KEY = "sk-ant-test-key"
@@ -60,9 +63,9 @@ def anthropic() -> Iterator[AnthropicUpstream]:
 
 
 @pytest.fixture(scope="module")
-def gateway(
+async def gateway(
     tmp_path_factory: pytest.TempPathFactory, anthropic: AnthropicUpstream, upstream: Upstream
-) -> Iterator[GatewayProcess]:
+) -> AsyncIterator[InProcess]:
     cheap_claude_first = {"strategy": "cost", "retries": 1}
     models = [
         claude("claude", anthropic),
@@ -94,25 +97,43 @@ def gateway(
         group("busy", ["claude-busy-once"], retries=1),
         group("long", ["claude-too-long"], context_fallbacks=["claude"]),
     ]
-    env = {"STRATO_TEST_ANTHROPIC_KEY": KEY, "STRATO_TEST_WRONG_KEY": "sk-ant-wrong"}
-    with gateway_process(tmp_path_factory.mktemp("anthropic-gateway"), models, env=env) as process:
-        yield process
+    data_dir = tmp_path_factory.mktemp("anthropic-gateway") / "data"
+    with pytest.MonkeyPatch.context() as env:  # the deployments read their keys when they are built
+        env.setenv("STRATO_TEST_ANTHROPIC_KEY", KEY)
+        env.setenv("STRATO_TEST_WRONG_KEY", "sk-ant-wrong")
+        async with in_process(data_dir, models) as served:
+            yield served
 
 
 @pytest.fixture(scope="module")
-def client(gateway: GatewayProcess) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0, timeout=60) as sdk:
-        yield sdk
+def client(gateway: InProcess) -> openai.AsyncOpenAI:
+    return gateway.sdk()
 
 
-def attempts(gateway: GatewayProcess, trace_id: str) -> list[tuple[str, int]]:
-    return [(a["deployment"], a["status"]) for a in gateway.trace(trace_id).attempts]
+def stored(gateway: InProcess, trace_id: str) -> Trace:
+    trace = gateway.stored(trace_id)
+    assert trace is not None, f"trace {trace_id} was not stored"
+    return trace
 
 
-def test_chat_is_translated_to_a_messages_request_and_back(
-    client: openai.OpenAI, gateway: GatewayProcess, anthropic: AnthropicUpstream
+def attempts(gateway: InProcess, trace_id: str) -> list[tuple[str, int]]:
+    return [(a["deployment"], a["status"]) for a in stored(gateway, trace_id).attempts]
+
+
+async def failing_chat(
+    gateway: InProcess, model: str, status: int, *, stream: bool
+) -> tuple[httpx.Response, Trace]:
+    """Post a one-message chat that must fail with `status`: the response and its stored trace."""
+    body = {"model": model, "messages": [{"role": "user", "content": "x"}], "stream": stream}
+    response = await gateway.http.post("/v1/chat/completions", json=body, timeout=30)
+    assert response.status_code == status, response.text
+    return response, stored(gateway, response.headers["x-strato-trace-id"])
+
+
+async def test_chat_is_translated_to_a_messages_request_and_back(
+    client: openai.AsyncOpenAI, gateway: InProcess, anthropic: AnthropicUpstream
 ) -> None:
-    raw = client.chat.completions.with_raw_response.create(
+    raw = await client.chat.completions.with_raw_response.create(
         model="claude",
         messages=[
             {"role": "system", "content": "Be brief."},
@@ -158,7 +179,7 @@ def test_chat_is_translated_to_a_messages_request_and_back(
         "stop_sequences": ["zz"],
         "metadata": {"user_id": "bob"},
     }
-    trace = gateway.trace(raw.headers["x-strato-trace-id"])
+    trace = stored(gateway, raw.headers["x-strato-trace-id"])
     assert (trace.provider, trace.prompt_tokens, trace.completion_tokens, trace.cached_tokens) == (
         "anthropic",
         11,
@@ -167,10 +188,10 @@ def test_chat_is_translated_to_a_messages_request_and_back(
     )
 
 
-def test_max_tokens_defaults_to_the_configured_limit_and_finishes_with_length(
-    client: openai.OpenAI, anthropic: AnthropicUpstream
+async def test_max_tokens_defaults_to_the_configured_limit_and_finishes_with_length(
+    client: openai.AsyncOpenAI, anthropic: AnthropicUpstream
 ) -> None:
-    completion = client.chat.completions.create(
+    completion = await client.chat.completions.create(
         model="claude-short", messages=[{"role": "user", "content": "a b c d"}]
     )
     assert (completion.choices[0].message.content, completion.choices[0].finish_reason) == (
@@ -185,8 +206,8 @@ def test_max_tokens_defaults_to_the_configured_limit_and_finishes_with_length(
     }
 
 
-def test_a_stop_sequence_finishes_with_stop(client: openai.OpenAI) -> None:
-    completion = client.chat.completions.create(
+async def test_a_stop_sequence_finishes_with_stop(client: openai.AsyncOpenAI) -> None:
+    completion = await client.chat.completions.create(
         model="claude", messages=[{"role": "user", "content": "one two three"}], stop=["three"]
     )
     assert (completion.choices[0].message.content, completion.choices[0].finish_reason) == (
@@ -195,17 +216,17 @@ def test_a_stop_sequence_finishes_with_stop(client: openai.OpenAI) -> None:
     )
 
 
-def test_stream_is_translated_from_anthropic_events(
-    client: openai.OpenAI, gateway: GatewayProcess, anthropic: AnthropicUpstream
+async def test_stream_is_translated_from_anthropic_events(
+    client: openai.AsyncOpenAI, gateway: InProcess, anthropic: AnthropicUpstream
 ) -> None:
-    raw = client.chat.completions.with_raw_response.create(
+    raw = await client.chat.completions.with_raw_response.create(
         model="claude",
         messages=[{"role": "user", "content": "one two three"}],
         stream=True,
         stream_options={"include_usage": True},
     )
     pieces, finishes, usage = [], [], None
-    for chunk in raw.parse():
+    async for chunk in raw.parse():
         for choice in chunk.choices:
             pieces.append(choice.delta.content or "")
             finishes.append(choice.finish_reason)
@@ -214,23 +235,26 @@ def test_stream_is_translated_from_anthropic_events(
     assert finishes[-1] == "stop" and set(finishes[:-1]) == {None}
     assert usage is not None and (usage.prompt_tokens, usage.completion_tokens) == (11, 4)
     assert anthropic.requests[-1]["stream"] is True
-    trace = gateway.trace(raw.headers["x-strato-trace-id"])
+    trace = stored(gateway, raw.headers["x-strato-trace-id"])
     assert trace.stream and trace.completion == "echo: one two three" and trace.ttft_ms is not None
     assert (trace.finish_reason, trace.prompt_tokens, trace.cached_tokens) == ("stop", 11, 4)
 
-    streamed = client.chat.completions.create(
+    streamed = await client.chat.completions.create(
         model="claude-short", messages=[{"role": "user", "content": "a b c d"}], stream=True
     )
-    last = [c for c in streamed if c.choices][-1]
+    last = [c async for c in streamed if c.choices][-1]
     assert last.choices[0].finish_reason == "length"
 
 
-def test_a_text_completion_is_one_user_message(client: openai.OpenAI, anthropic: AnthropicUpstream) -> None:
-    assert client.completions.create(model="claude", prompt="hi there").choices[0].text == "echo: hi there"
+async def test_a_text_completion_is_one_user_message(
+    client: openai.AsyncOpenAI, anthropic: AnthropicUpstream
+) -> None:
+    completion = await client.completions.create(model="claude", prompt="hi there")
+    assert completion.choices[0].text == "echo: hi there"
     assert anthropic.requests[-1]["messages"] == [{"role": "user", "content": "hi there"}]
     assert anthropic.requests[-1]["max_tokens"] == 16  # OpenAI's default for text completions
-    streamed = client.completions.create(model="claude", prompt="a b", stream=True)
-    assert "".join(c.choices[0].text for c in streamed if c.choices) == "echo: a b"
+    streamed = await client.completions.create(model="claude", prompt="a b", stream=True)
+    assert "".join([c.choices[0].text async for c in streamed if c.choices]) == "echo: a b"
 
 
 @pytest.mark.parametrize(
@@ -262,13 +286,13 @@ def test_a_text_completion_is_one_user_message(client: openai.OpenAI, anthropic:
         ({"messages": [{"role": "system", "content": "only a system prompt"}]}, "messages"),
     ],
 )
-def test_what_anthropic_cannot_honour_is_refused_before_anything_is_sent(
-    client: openai.OpenAI, anthropic: AnthropicUpstream, fields: dict[str, Any], param: str
+async def test_what_anthropic_cannot_honour_is_refused_before_anything_is_sent(
+    client: openai.AsyncOpenAI, anthropic: AnthropicUpstream, fields: dict[str, Any], param: str
 ) -> None:
     calls = anthropic.calls
     body = {"messages": [{"role": "user", "content": "x"}], **fields}
     with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="claude", extra_body=body, messages=body["messages"])
+        await client.chat.completions.create(model="claude", extra_body=body, messages=body["messages"])
     error = caught.value.body
     assert isinstance(error, dict) and error["param"] == param, error
     assert "anthropic" in error["message"], error
@@ -293,10 +317,10 @@ def test_what_anthropic_cannot_honour_is_refused_before_anything_is_sent(
     ],
 )
 @pytest.mark.parametrize("stream", [False, True])
-def test_upstream_failures_map_to_clear_errors(
-    gateway: GatewayProcess, model: str, status: int, code: str, words: str, stream: bool
+async def test_upstream_failures_map_to_clear_errors(
+    gateway: InProcess, model: str, status: int, code: str, words: str, stream: bool
 ) -> None:
-    response, trace = gateway.failing_chat(model, status, stream=stream)
+    response, trace = await failing_chat(gateway, model, status, stream=stream)
     error = response.json()["error"]
     assert error["code"] == code and words in error["message"], error
     if status == 429:
@@ -304,9 +328,11 @@ def test_upstream_failures_map_to_clear_errors(
     assert (trace.status, trace.error_code, trace.provider) == (status, code, "anthropic")
 
 
-def test_an_answer_that_is_not_json_is_a_502(client: openai.OpenAI) -> None:
+async def test_an_answer_that_is_not_json_is_a_502(client: openai.AsyncOpenAI) -> None:
     with pytest.raises(openai.APIStatusError, match="not JSON") as caught:
-        client.chat.completions.create(model="claude-garbage", messages=[{"role": "user", "content": "x"}])
+        await client.chat.completions.create(
+            model="claude-garbage", messages=[{"role": "user", "content": "x"}]
+        )
     assert caught.value.status_code == 502
 
 
@@ -319,42 +345,46 @@ def test_an_answer_that_is_not_json_is_a_502(client: openai.OpenAI) -> None:
         ("claude-overloaded-mid-stream", "Overloaded", ""),
     ],
 )
-def test_a_stream_that_breaks_after_it_began_ends_with_an_error(
-    client: openai.OpenAI, gateway: GatewayProcess, model: str, words: str, completion: str
+async def test_a_stream_that_breaks_after_it_began_ends_with_an_error(
+    client: openai.AsyncOpenAI, gateway: InProcess, model: str, words: str, completion: str
 ) -> None:
-    raw = client.chat.completions.with_raw_response.create(
+    raw = await client.chat.completions.with_raw_response.create(
         model=model, messages=[{"role": "user", "content": "one two"}], stream=True
     )
     with pytest.raises(openai.APIError, match=words):
-        for _chunk in raw.parse():
+        async for _chunk in raw.parse():
             pass
-    trace = gateway.trace(raw.headers["x-strato-trace-id"])
+    trace = stored(gateway, raw.headers["x-strato-trace-id"])
     assert (trace.status, trace.error_code) == (502, "upstream_error")
     assert (trace.completion or "") == completion  # what had arrived before the failure is kept
 
 
-def test_a_529_falls_back_to_the_other_deployment(client: openai.OpenAI, gateway: GatewayProcess) -> None:
+async def test_a_529_falls_back_to_the_other_deployment(
+    client: openai.AsyncOpenAI, gateway: InProcess
+) -> None:
     messages: Any = [{"role": "user", "content": "hello"}]
-    raw = client.chat.completions.with_raw_response.create(model="overloaded", messages=messages)
+    raw = await client.chat.completions.with_raw_response.create(model="overloaded", messages=messages)
     assert raw.parse().choices[0].message.content == "echo: hello"
     trace_id = raw.headers["x-strato-trace-id"]
     assert attempts(gateway, trace_id) == [("claude-status-529", 502)] * 2 + [("gpt-echo", 200)]
-    assert gateway.trace(trace_id).deployment == "gpt-echo"
+    assert stored(gateway, trace_id).deployment == "gpt-echo"
 
-    streamed = client.chat.completions.with_raw_response.create(
+    streamed = await client.chat.completions.with_raw_response.create(
         model="overloaded", messages=messages, stream=True
     )
-    assert "".join(c.choices[0].delta.content or "" for c in streamed.parse() if c.choices) == "echo: hello"
+    text = "".join([c.choices[0].delta.content or "" async for c in streamed.parse() if c.choices])
+    assert text == "echo: hello"
     assert attempts(gateway, streamed.headers["x-strato-trace-id"])[-1] == ("gpt-echo", 200)
 
 
-def test_an_overloaded_event_before_the_first_token_falls_back(
-    client: openai.OpenAI, gateway: GatewayProcess
+async def test_an_overloaded_event_before_the_first_token_falls_back(
+    client: openai.AsyncOpenAI, gateway: InProcess
 ) -> None:
-    raw = client.chat.completions.with_raw_response.create(
+    raw = await client.chat.completions.with_raw_response.create(
         model="overloaded-stream", messages=[{"role": "user", "content": "hello"}], stream=True
     )
-    assert "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices) == "echo: hello"
+    text = "".join([c.choices[0].delta.content or "" async for c in raw.parse() if c.choices])
+    assert text == "echo: hello"
     assert attempts(gateway, raw.headers["x-strato-trace-id"]) == [
         ("claude-overloaded-mid-stream", 502),
         ("claude-overloaded-mid-stream", 502),
@@ -362,9 +392,9 @@ def test_an_overloaded_event_before_the_first_token_falls_back(
     ]
 
 
-def test_a_429_is_retried_after_its_retry_after(client: openai.OpenAI, gateway: GatewayProcess) -> None:
+async def test_a_429_is_retried_after_its_retry_after(client: openai.AsyncOpenAI, gateway: InProcess) -> None:
     started = time.monotonic()
-    raw = client.chat.completions.with_raw_response.create(
+    raw = await client.chat.completions.with_raw_response.create(
         model="busy", messages=[{"role": "user", "content": "hello"}]
     )
     assert raw.parse().choices[0].message.content == "echo: hello"
@@ -375,10 +405,10 @@ def test_a_429_is_retried_after_its_retry_after(client: openai.OpenAI, gateway: 
     ]
 
 
-def test_a_prompt_too_long_goes_to_the_context_fallback(
-    client: openai.OpenAI, gateway: GatewayProcess
+async def test_a_prompt_too_long_goes_to_the_context_fallback(
+    client: openai.AsyncOpenAI, gateway: InProcess
 ) -> None:
-    raw = client.chat.completions.with_raw_response.create(
+    raw = await client.chat.completions.with_raw_response.create(
         model="long", messages=[{"role": "user", "content": "hello"}]
     )
     assert raw.parse().choices[0].message.content == "echo: hello"

@@ -1,14 +1,13 @@
 """Routers: rules and a learned classifier choosing a cheap or a strong target per request, through
-`strato serve` with two real upstreams and the official openai SDK, and in-process for the learned
-router's behaviour on held-out prompts."""
+the gateway's HTTP API in process with two real upstreams and the official openai SDK, and on the
+routers themselves for the learned router's behaviour on held-out prompts."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import openai
 import pytest
@@ -20,7 +19,7 @@ from strato.routing.router import Router
 from strato.routing.training import Targets, label, learn, read_scored
 from strato.store import open_store
 from strato.types import GenerationRequest, Message, SamplingParams, Score
-from tests.support.gateway import GatewayProcess, gateway_process
+from tests.support.inprocess import InProcess, in_process
 from tests.support.router_data import answered, clinc, gsm8k, mt_bench, write_scored
 from tests.support.upstream import Upstream
 
@@ -86,22 +85,21 @@ async def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def gateway(
+async def gateway(
     tmp_path_factory: pytest.TempPathFactory, upstreams: tuple[Upstream, Upstream], trained: Path
-) -> Iterator[GatewayProcess]:
+) -> AsyncIterator[InProcess]:
     models = [
         *targets(*upstreams),
         router("auto", rules=RULES, default="cheap"),
         router("smart", rules=RULES[:1], learned={"model_path": str(trained), "threshold": 0.5}),
     ]
-    with gateway_process(tmp_path_factory.mktemp("gateway"), models) as process:
-        yield process
+    async with in_process(tmp_path_factory.mktemp("gateway") / "data", models) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
-def client(gateway: GatewayProcess) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0, timeout=60) as sdk:
-        yield sdk
+def client(gateway: InProcess) -> openai.AsyncOpenAI:
+    return gateway.sdk()
 
 
 def ask(text: str, model: str = "auto") -> GenerationRequest:
@@ -119,9 +117,9 @@ def ask(text: str, model: str = "auto") -> GenerationRequest:
     ],
     ids=["greeting", "code", "tools", "long", "default"],
 )
-def test_rules_route_each_request_and_say_why(
-    client: openai.OpenAI,
-    gateway: GatewayProcess,
+async def test_rules_route_each_request_and_say_why(
+    client: openai.AsyncOpenAI,
+    gateway: InProcess,
     upstreams: tuple[Upstream, Upstream],
     text: str,
     extra: dict[str, Any],
@@ -130,7 +128,7 @@ def test_rules_route_each_request_and_say_why(
 ) -> None:
     one, two = upstreams
     before = one.calls, two.calls
-    raw = client.chat.completions.with_raw_response.create(
+    raw = await client.chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": text}], extra_body=extra
     )
     answer = raw.parse()
@@ -140,7 +138,8 @@ def test_rules_route_each_request_and_say_why(
     assert (one.calls - before[0], two.calls - before[1]) == ((1, 0) if cheap else (0, 1))
     if extra:
         assert (one if cheap else two).requests[-1]["tools"] == TOOLS  # passed through untouched
-    trace = gateway.trace(raw.headers["x-strato-trace-id"])
+    trace = gateway.stored(raw.headers["x-strato-trace-id"])
+    assert trace is not None
     assert trace.requested_model == "auto"
     assert trace.route is not None
     assert {k: trace.route[k] for k in ("router", "target", "reason")} == {
@@ -155,41 +154,43 @@ def test_rules_route_each_request_and_say_why(
     assert trace.cost == pytest.approx(expected)
 
 
-def test_a_streamed_request_is_routed_before_its_first_byte(
-    client: openai.OpenAI, gateway: GatewayProcess, upstreams: tuple[Upstream, Upstream]
+async def test_a_streamed_request_is_routed_before_its_first_byte(
+    client: openai.AsyncOpenAI, gateway: InProcess, upstreams: tuple[Upstream, Upstream]
 ) -> None:
     two = upstreams[1]
     before = two.calls
-    with client.chat.completions.with_streaming_response.create(
+    async with client.chat.completions.with_streaming_response.create(
         model="auto", messages=[{"role": "user", "content": SNIPPET}], stream=True
     ) as response:
         assert response.headers["x-strato-route"] == "big; reason=rule:code"
-        text = "".join(c.choices[0].delta.content or "" for c in response.parse() if c.choices)
+        text = "".join([c.choices[0].delta.content or "" async for c in await response.parse() if c.choices])
         trace_id = response.headers["x-strato-trace-id"]
     assert text == f"echo: {SNIPPET}" and two.calls == before + 1
-    trace = gateway.trace(trace_id)
+    trace = gateway.stored(trace_id)
+    assert trace is not None
     assert trace.stream and trace.route is not None and trace.route["target"] == "big"
     assert trace.deployment == "big-1"
-    metrics = httpx.get(f"{gateway.url}/metrics").text
+    metrics = (await gateway.http.get("/metrics")).text
     assert 'strato_router_decisions_total{reason="rule:code",router="auto",target="big"}' in metrics
 
 
-def test_the_learned_router_scores_requests_no_rule_matches(
-    client: openai.OpenAI, gateway: GatewayProcess, upstreams: tuple[Upstream, Upstream]
+async def test_the_learned_router_scores_requests_no_rule_matches(
+    client: openai.AsyncOpenAI, gateway: InProcess, upstreams: tuple[Upstream, Upstream]
 ) -> None:
     one, two = upstreams
     maths, chat = gsm8k()[HELD_OUT][0], clinc("test")[0]
     before = one.calls, two.calls
     seen = {}
     for text in (maths, chat):
-        raw = client.chat.completions.with_raw_response.create(
+        raw = await client.chat.completions.with_raw_response.create(
             model="smart", messages=[{"role": "user", "content": text}]
         )
         target, reason, score = raw.headers["x-strato-route"].split("; ")
         assert reason == "reason=learned"
         seen[text] = (target, float(score.removeprefix("score=")))
-        trace = gateway.trace(raw.headers["x-strato-trace-id"])
-        assert trace.route is not None and trace.route["score"] == pytest.approx(seen[text][1], abs=1e-3)
+        trace = gateway.stored(raw.headers["x-strato-trace-id"])
+        assert trace is not None and trace.route is not None
+        assert trace.route["score"] == pytest.approx(seen[text][1], abs=1e-3)
     assert seen[maths][0] == "big" and seen[maths][1] >= 0.5
     assert seen[chat][0] == "small" and seen[chat][1] < 0.5
     assert (one.calls - before[0], two.calls - before[1]) == (1, 1)
