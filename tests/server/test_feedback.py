@@ -8,45 +8,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import openai
 import pytest
 
-from tests.server.test_traces_api import MASTER, Key
+from tests.server.test_traces_api import MASTER, Key, chat, get, listed, new_key
 from tests.support.inprocess import InProcess, in_process
 from tests.support.upstream import Upstream
-
-ADMIN = {"authorization": f"Bearer {MASTER}"}
-
-
-async def new_key(served: InProcess, name: str) -> Key:
-    response = await served.http.post("/admin/keys", json={"name": name}, headers=ADMIN)
-    assert response.status_code == 201, response.text
-    return Key(response.json()["id"], response.json()["key"], [])
-
-
-async def chat(served: InProcess, key: str, model: str, content: str) -> str:
-    """Send a chat; the id of its trace, once the trace is stored."""
-    try:
-        response = await served.sdk(key).chat.completions.with_raw_response.create(
-            model=model, messages=[{"role": "user", "content": content}]
-        )
-        trace_id = response.headers["x-strato-trace-id"]
-    except openai.APIStatusError as exc:
-        trace_id = exc.response.headers["x-strato-trace-id"]
-    assert served.stored(trace_id) is not None
-    return trace_id
-
-
-async def get(served: InProcess, path: str, key: Key | None, **params: Any) -> httpx.Response:
-    return await served.http.get(path, params=params, headers=key.auth if key else {}, timeout=30)
-
-
-async def listed(served: InProcess, key: Key, **params: Any) -> list[str]:
-    response = await get(served, "/v1/traces", key, **params)
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["object"] == "list"
-    return [t["id"] for t in body["data"]]
 
 
 @pytest.fixture(scope="module")
