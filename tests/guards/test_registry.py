@@ -36,6 +36,9 @@ class MarzipanGuard:
     def rewrites(self, settings: GuardsSettings) -> bool:
         return True
 
+    def runs(self, settings: GuardsSettings, direction: Direction) -> bool:
+        return True
+
     async def scan(self, text: str, context: ScanContext) -> Verdict:
         at = text.find(FORBIDDEN)
         if at < 0:

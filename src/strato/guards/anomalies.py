@@ -294,6 +294,11 @@ class OutputGuard:
     def rewrites(self, settings: GuardsSettings) -> bool:
         return any(a in REWRITING for a in (settings.output.anomalies, settings.output.profanity))
 
+    def runs(self, settings: GuardsSettings, direction: Direction) -> bool:
+        return direction == "output" and any(
+            a != "allow" for a in (settings.output.anomalies, settings.output.profanity)
+        )
+
     def __init__(self, settings: GuardsSettings | None = None) -> None:
         self.settings = settings if settings is not None else GuardsSettings()
 

@@ -257,6 +257,9 @@ class InjectionGuard:
     def rewrites(self, settings: GuardsSettings) -> bool:
         return False  # it reads requests only
 
+    def runs(self, settings: GuardsSettings, direction: Direction) -> bool:
+        return direction == "input" and settings.injection.enabled and settings.injection.action != "allow"
+
     def __init__(self, detector: InjectionDetector | None = None) -> None:
         self.detector = detector or InjectionDetector()
 

@@ -129,6 +129,13 @@ class PIIGuard:
             a in REWRITING for a in (output.action, *output.entities.values())
         )
 
+    def runs(self, settings: GuardsSettings, direction: Direction) -> bool:
+        policy = settings.pii
+        if not policy.enabled or (direction == "input" and not policy.enforce):
+            return False  # on requests the input policy is opt-in
+        rules = policy.input if direction == "input" else policy.output
+        return any(a != "allow" for a in (rules.action, *rules.entities.values()))
+
     def __init__(self, settings: GuardsSettings, scanner: PIIScanner | None = None) -> None:
         self.settings = settings
         if scanner is None and settings.pii.ner_model:

@@ -304,6 +304,10 @@ class SecretsGuard:
     def rewrites(self, settings: GuardsSettings) -> bool:
         return settings.secrets.enabled and settings.secrets.output_action in REWRITING
 
+    def runs(self, settings: GuardsSettings, direction: Direction) -> bool:
+        policy = settings.secrets
+        return policy.enabled and (policy.action if direction == "input" else policy.output_action) != "allow"
+
     def __init__(self, settings: GuardsSettings | None = None, scanner: SecretsScanner | None = None) -> None:
         self.settings = settings or GuardsSettings()
         self.scanner = scanner or SecretsScanner()

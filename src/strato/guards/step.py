@@ -183,7 +183,7 @@ class GuardSet:
         """Run the input guards on each message (or the prompt): the request the model will see."""
         settings = self.settings_for(request.model, overrides)
         guarded = Guarded(request, settings)
-        guards = [g for g in self.guards if "input" in g.directions]
+        guards = [g for g in self.guards if "input" in g.directions and g.runs(settings, "input")]
         if request.messages is not None:
             texts = [(m.role, m.content) for m in request.messages]
         else:
@@ -236,7 +236,7 @@ class GuardSet:
         )
         verdicts: list[Verdict] = []
         for guard in self.guards:
-            if "output" in guard.directions:
+            if "output" in guard.directions and guard.runs(guarded.settings, "output"):
                 with _timed(guard, "output") as span:
                     verdicts.append(await self._scan(guard, text, context))
                     _describe(span, verdicts[-1:])

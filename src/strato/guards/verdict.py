@@ -87,6 +87,12 @@ class Guard(Protocol):
         action on output): a streamed answer is then held until it is complete."""
         ...
 
+    def runs(self, settings: GuardsSettings, direction: Direction) -> bool:
+        """Whether, under these settings, it has anything to do on requests (`input`) or answers
+        (`output`). One that has not is skipped on the request path: no scan, no span on the
+        trace. `/v1/guards/scan` still asks every guard."""
+        ...
+
 
 def strictest(actions: list[Action]) -> Action:
     return max(actions, key=SEVERITY.__getitem__, default="allow")

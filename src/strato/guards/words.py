@@ -113,6 +113,10 @@ class WordsGuard:
         words = settings.words
         return bool(words.words or words.topics) and words.action in REWRITING
 
+    def runs(self, settings: GuardsSettings, direction: Direction) -> bool:
+        words = settings.words
+        return bool(words.words or words.topics) and words.action != "allow"
+
     def __init__(self, settings: GuardsSettings | None = None, embed: Embed | None = None) -> None:
         """`embed`: the function that embeds texts (`embed_with` a configured model); by default the
         embedded MiniLM, set up on the first scan with topics."""

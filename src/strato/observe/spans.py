@@ -8,7 +8,7 @@ conventions where one exists:
 
     chat smollm2                       the request (root; a server span): gen_ai.* and strato.*
       strato.auth                      who is calling, may they use this model now
-      strato.input_guards              every input guard, each as a child span:
+      strato.input_guards              every input guard that runs, each as a child span:
         strato.guard.<name>              strato.guard.direction, .action, .findings
       strato.cache                     the answer cache (models that have one): strato.cache.result
       strato.route                     a router's decision: strato.route.target, .reason, .score
