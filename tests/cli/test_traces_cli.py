@@ -1,22 +1,21 @@
 """`strato traces list` and `strato traces show` as a user runs them, against the database of a
-running `strato serve`: the filters, anomalies, feedback and spans, and `--json` in the API's shape."""
+running gateway (in process): the filters, anomalies, feedback and spans, and `--json` in the API's
+shape."""
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
 from strato.cli import app
 from strato.store.sql import SQLStore
 from tests.cli.test_cli import strato
-from tests.support.gateway import GatewayProcess, gateway_process
+from tests.support.inprocess import InProcess, in_process
 from tests.support.upstream import Upstream
 
 REFUSAL = "I'm sorry, but I can't help with that."
@@ -31,15 +30,15 @@ class Made:
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[GatewayProcess]:
+async def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> AsyncIterator[InProcess]:
     models = [upstream.model("echo"), upstream.model("refuser", f"say:{REFUSAL}")]
-    tmp = tmp_path_factory.mktemp("traces-cli")
-    with gateway_process(tmp, models, env={"STRATO_MASTER_KEY": ""}) as process:
-        yield process
+    data_dir = tmp_path_factory.mktemp("traces-cli") / "data"
+    async with in_process(data_dir, models) as served:  # no master key: auth off
+        yield served
 
 
 @pytest.fixture(scope="module")
-def made(gateway: GatewayProcess) -> Made:
+async def made(gateway: InProcess) -> Made:
     """Four requests, oldest first: liked (ann), disliked (ann), refused (bob), plain (no user)."""
     found = Made()
     for name, model, content, user in [
@@ -51,33 +50,37 @@ def made(gateway: GatewayProcess) -> Made:
         body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": content}]}
         if user:
             body["user"] = user
-        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=30)
+        response = await gateway.http.post("/v1/chat/completions", json=body, timeout=30)
         assert response.status_code == 200, response.text
-        trace = gateway.trace(response.headers["x-strato-trace-id"])
-        found.ids[name], found.started[name] = trace.id, trace.started_at
-        time.sleep(0.01)
+        trace = gateway.stored(response.headers["x-strato-trace-id"])
+        assert trace is not None
+        found.ids[name], found.started[name] = trace.id, trace.started_at  # stored before the next starts
     for name, score in (("liked", 1), ("disliked", 0)):
         feedback = {"trace_id": found.ids[name], "score": score, "comment": f"{name} it"}
-        assert httpx.post(f"{gateway.url}/v1/feedback", json=feedback).status_code == 201
+        assert (await gateway.http.post("/v1/feedback", json=feedback)).status_code == 201
     return found
 
 
-def cli(gateway: GatewayProcess, *args: str) -> Any:
-    result = strato("traces", *args, data_dir=gateway.data_dir)
+def data_dir(gateway: InProcess) -> Path:
+    return gateway.runtime.settings.store.data_dir
+
+
+def cli(gateway: InProcess, *args: str) -> Any:
+    result = strato("traces", *args, data_dir=data_dir(gateway))
     assert result.returncode == 0, result.stderr
     return result
 
 
-def listed(gateway: GatewayProcess, *args: str) -> list[str]:
+def listed(gateway: InProcess, *args: str) -> list[str]:
     lines = cli(gateway, "list", "--json", *args).stdout.splitlines()
     return [json.loads(line)["id"] for line in lines]
 
 
-def api(gateway: GatewayProcess, **params: Any) -> list[str]:
-    return [t["id"] for t in httpx.get(f"{gateway.url}/v1/traces", params=params).json()["data"]]
+async def api(gateway: InProcess, **params: Any) -> list[str]:
+    return [t["id"] for t in (await gateway.http.get("/v1/traces", params=params)).json()["data"]]
 
 
-def test_filters(gateway: GatewayProcess, made: Made) -> None:
+async def test_filters(gateway: InProcess, made: Made) -> None:
     ids = made.ids
     assert listed(gateway, "--feedback", "positive") == [ids["liked"]]
     assert listed(gateway, "--feedback", "negative") == [ids["disliked"]]
@@ -95,24 +98,23 @@ def test_filters(gateway: GatewayProcess, made: Made) -> None:
     assert listed(gateway, "--until", "2000-01-01") == []
     assert listed(gateway, "--key", "key-nobody") == []
     # The same filters over HTTP give the same traces.
-    assert listed(gateway, "--feedback", "negative", "--user", "ann") == api(
+    assert listed(gateway, "--feedback", "negative", "--user", "ann") == await api(
         gateway, feedback="negative", user="ann"
     )
-    assert listed(gateway, "--anomaly", "any") == api(gateway, anomaly="any")
+    assert listed(gateway, "--anomaly", "any") == await api(gateway, anomaly="any")
 
 
-def test_json_is_the_api_trace_object(gateway: GatewayProcess, made: Made) -> None:
+async def test_json_is_the_api_trace_object(gateway: InProcess, made: Made) -> None:
     lines = cli(gateway, "list", "--json", "--feedback", "any").stdout.splitlines()
-    assert [json.loads(line) for line in lines] == httpx.get(
-        f"{gateway.url}/v1/traces", params={"feedback": "any"}
-    ).json()["data"]
+    api_listed = await gateway.http.get("/v1/traces", params={"feedback": "any"})
+    assert [json.loads(line) for line in lines] == api_listed.json()["data"]
     refused = made.ids["refused"]
     shown = json.loads(cli(gateway, "show", refused, "--json").stdout)
-    assert shown == httpx.get(f"{gateway.url}/v1/traces/{refused}").json()
+    assert shown == (await gateway.http.get(f"/v1/traces/{refused}")).json()
     assert shown["anomalies"] == ["REFUSAL"] and shown["spans"]
 
 
-def test_the_table_marks_anomalies_and_feedback(gateway: GatewayProcess, made: Made) -> None:
+def test_the_table_marks_anomalies_and_feedback(gateway: InProcess, made: Made) -> None:
     table = cli(gateway, "list").stdout
     rows = {line.split()[0]: line for line in table.splitlines() if line.strip()}
     assert "refusal" in rows[made.ids["refused"]]
@@ -121,11 +123,11 @@ def test_the_table_marks_anomalies_and_feedback(gateway: GatewayProcess, made: M
     assert "fb" in table and "anomalies" in table
 
 
-def test_show_has_anomalies_feedback_and_the_span_tree(gateway: GatewayProcess, made: Made) -> None:
+async def test_show_has_anomalies_feedback_and_the_span_tree(gateway: InProcess, made: Made) -> None:
     disliked = made.ids["disliked"]
     out = cli(gateway, "show", disliked[:10]).stdout
     assert "feedback" in out and "disliked it" in out and "spans" in out
-    spans = httpx.get(f"{gateway.url}/v1/traces/{disliked}").json()["spans"]
+    spans = (await gateway.http.get(f"/v1/traces/{disliked}")).json()["spans"]
     assert spans
     for span in spans:
         assert span["name"] in out
@@ -165,7 +167,7 @@ def _tree(out: str) -> list[tuple[int, str]]:
     return [((column - base) // 4, text) for column, text in found]
 
 
-def test_show_has_the_anomalies(gateway: GatewayProcess, made: Made) -> None:
+def test_show_has_the_anomalies(gateway: InProcess, made: Made) -> None:
     refused = cli(gateway, "show", made.ids["refused"]).stdout
     assert "anomalies" in refused and "REFUSAL" in refused
 
@@ -179,17 +181,15 @@ def test_show_has_the_anomalies(gateway: GatewayProcess, made: Made) -> None:
         (["--until", "someday"], ["--until"]),
     ],
 )
-def test_bad_filters_are_one_line_and_exit_2(
-    gateway: GatewayProcess, args: list[str], words: list[str]
-) -> None:
-    result = strato("traces", "list", *args, data_dir=gateway.data_dir)
+def test_bad_filters_are_one_line_and_exit_2(gateway: InProcess, args: list[str], words: list[str]) -> None:
+    result = strato("traces", "list", *args, data_dir=data_dir(gateway))
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("strato: error: ")
     assert all(w in result.stderr for w in words) and "Traceback" not in result.stderr
 
 
 def test_the_database_is_opened_once(
-    gateway: GatewayProcess, made: Made, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    gateway: InProcess, made: Made, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     opened: list[str] = []
     real = SQLStore.open.__func__  # type: ignore[attr-defined]
@@ -200,7 +200,7 @@ def test_the_database_is_opened_once(
         return store
 
     monkeypatch.setattr(SQLStore, "open", classmethod(counted))
-    monkeypatch.setenv("STRATO_DATA_DIR", str(gateway.data_dir))
+    monkeypatch.setenv("STRATO_DATA_DIR", str(data_dir(gateway)))
     monkeypatch.setenv("STRATO_MASTER_KEY", "")
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()

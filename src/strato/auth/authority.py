@@ -83,14 +83,17 @@ class Authority:
         ledger: Ledger | None = None,
         clock: Callable[[], float] = time.time,
         journal: SpendJournal | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """`journal`: where budgeted requests' holds and settlements are committed (None: nowhere;
-        budgets then start from the key's traced costs, which a crash can lose)."""
+        budgets then start from the key's traced costs, which a crash can lose). `monotonic`: the
+        clock the key-lookup cache ages by (`LOOKUP_TTL`); a test's own skips the wait."""
         self.master_key = master_key
         self.keys = keys
         self.limiter = limiter or SlidingWindowLimiter()
         self.ledger = ledger or InProcessLedger(keys.spent if keys is not None else lambda _id, _since: 0.0)
         self.clock = clock
+        self.monotonic = monotonic
         self.journal = journal
         self._found: dict[str, tuple[float, VirtualKey | None]] = {}
         # Shared limits are a round trip to Redis or PostgreSQL: run them on threads of their own,
@@ -269,11 +272,11 @@ class Authority:
 
     def _cached(self, secret: str) -> bool:
         cached = self._found.get(secret)
-        return cached is not None and time.monotonic() - cached[0] < LOOKUP_TTL
+        return cached is not None and self.monotonic() - cached[0] < LOOKUP_TTL
 
     def _lookup(self, secret: str) -> VirtualKey | None:
         assert self.keys is not None
-        now = time.monotonic()
+        now = self.monotonic()
         cached = self._found.get(secret)
         if cached is not None and now - cached[0] < LOOKUP_TTL:
             return cached[1]
