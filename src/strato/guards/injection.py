@@ -267,9 +267,10 @@ class InjectionGuard:
         return self.scan_now(text, context)
 
     def scan_now(self, text: str, context: ScanContext) -> Verdict:
-        settings = (context.settings or GuardsSettings()).injection
+        guards = context.settings or GuardsSettings()
+        settings = guards.injection
         skipped_role = context.role is not None and context.role not in settings.roles
-        if not settings.enabled or settings.action == "allow" or skipped_role:
+        if not self.runs(guards, context.direction) or skipped_role:
             return Verdict("allow", text, [], self.name)
         kind = "INDIRECT_INJECTION" if context.role == "tool" else "PROMPT_INJECTION"
         findings = [

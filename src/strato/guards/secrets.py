@@ -317,12 +317,10 @@ class SecretsGuard:
 
     def scan_now(self, text: str, context: ScanContext) -> Verdict:
         """`scan` without the coroutine: pattern matching only, about a millisecond a page."""
-        policy = (context.settings or self.settings).secrets
-        if not policy.enabled:
+        settings = context.settings or self.settings
+        if not self.runs(settings, context.direction):
             return Verdict("allow", text, [], self.name)
-        action = policy.action if context.direction == "input" else policy.output_action
-        if action == "allow":
-            return Verdict("allow", text, [], self.name)
+        action = settings.secrets.action if context.direction == "input" else settings.secrets.output_action
         findings = [
             Finding(f.type, f.start, f.end, f.score, f.text, action) for f in self.scanner.detect(text)
         ]

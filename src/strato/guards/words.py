@@ -125,9 +125,9 @@ class WordsGuard:
         self._topics: dict[tuple[str, ...], npt.NDArray[np.float32]] = {}
 
     async def scan(self, text: str, context: ScanContext) -> Verdict:
-        policy = self.policy(context)
-        if (not policy.words and not policy.topics) or policy.action == "allow":
+        if not self.runs(context.settings or self.settings, context.direction):
             return Verdict("allow", text, [], self.name)
+        policy = self.policy(context)
         findings = self.banned_words(text, policy)
         if policy.topics:
             findings += await self.banned_topics(text, policy)
