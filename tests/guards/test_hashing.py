@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from strato.guards.hashing import char_wb_ngrams, hashed, word_ngrams
+from strato.guards.hashing import char_wb_ngrams, columns, hashed, word_ngrams
 from strato.guards.injection import N_FEATURES, _hashers, hashed_counts
 
 WORDS, CHARS = (h.build_analyzer() for h in _hashers())
@@ -42,3 +42,13 @@ def test_the_vectorizers_are_the_ones_trained_with() -> None:
     words, chars = _hashers()
     assert isinstance(words, HashingVectorizer) and words.ngram_range == (1, 2) and not words.lowercase
     assert chars.analyzer == "char_wb" and chars.ngram_range == (3, 5) and chars.n_features == N_FEATURES
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts)
+def test_the_remembered_columns_are_the_hashed_ones(text: str) -> None:
+    """`columns` (what inference reads, with each word's hashes remembered) gives the same columns
+    in the same order, the first time a word is seen and every time after."""
+    expected = hashed(word_ngrams(text), N_FEATURES) + hashed(char_wb_ngrams(text), N_FEATURES, N_FEATURES)
+    assert columns(text, N_FEATURES) == expected
+    assert columns(text, N_FEATURES) == expected

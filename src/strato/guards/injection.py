@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from strato.config import GuardsSettings
-from strato.guards.hashing import char_wb_ngrams, hashed, word_ngrams
+from strato.guards.hashing import columns
 from strato.guards.injection_context import context_hits
 from strato.guards.injection_rules import rule_hits
 from strato.guards.normalize import Normalized, normalize
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
     from strato.providers.registry import ModelTable
 
+SMALL = 1_024  # n-grams up to which a text is scored in plain Python: numpy's calls cost more there
 WINDOW = 2_000  # characters the classifier reads at a time; longer texts are read in windows
 STRIDE = 1_500
 N_FEATURES = 2**18  # per hasher (words, characters)
@@ -71,16 +73,27 @@ class InjectionModel:
 
     def probability(self, text: str) -> float:
         """The classifier's score for one text: the same as `weigh(hashed_counts(...))` times the
-        coefficients, computed with numpy on this text's n-grams alone (`strato.guards.hashing`),
-        so inference needs neither scikit-learn nor scipy and pays no sparse-matrix overhead."""
-        import numpy as np
-
-        indices = hashed(word_ngrams(text), N_FEATURES) + hashed(char_wb_ngrams(text), N_FEATURES, N_FEATURES)
+        coefficients, computed on this text's n-grams alone (`strato.guards.hashing`), so inference
+        needs neither scikit-learn nor scipy and pays no sparse-matrix overhead. A chat turn's few
+        hundred n-grams are summed in plain Python: numpy's calls would cost more than the sums,
+        and each gives the GIL away (to the trace writer, for up to its switch interval)."""
+        indices = columns(text, N_FEATURES)
         if not indices:
             return 1.0 / (1.0 + math.exp(-self.intercept))
-        columns, counts = np.unique(np.asarray(indices), return_counts=True)
-        weights = (1.0 + np.log(counts)) * self.idf[columns]
-        logit = float(weights @ self.coef[columns]) / float(np.sqrt(weights @ weights)) + self.intercept
+        if len(indices) <= SMALL:
+            idf, coef = self.idf.data, self.coef.data  # memoryviews: indexing gives Python floats
+            dot = norm = 0.0
+            for column, count in Counter(indices).items():
+                weight = (1.0 + math.log(count)) * idf[column]
+                dot += weight * coef[column]
+                norm += weight * weight
+            logit = dot / math.sqrt(norm) + self.intercept
+        else:
+            import numpy as np
+
+            found, counts = np.unique(np.asarray(indices), return_counts=True)
+            weights = (1.0 + np.log(counts)) * self.idf[found]
+            logit = float(weights @ self.coef[found]) / float(np.sqrt(weights @ weights)) + self.intercept
         return 1.0 / (1.0 + math.exp(-logit))
 
     def features(self, texts: Sequence[str]) -> Any:
