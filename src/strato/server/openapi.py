@@ -64,8 +64,9 @@ def errors(*statuses: int | tuple[int, str]) -> dict[int | str, dict[str, Any]]:
 
 def json_body(model: type[BaseModel], description: str, example: dict[str, Any]) -> dict[str, Any]:
     """`openapi_extra` for a route that reads its JSON body itself (to check the caller first, or
-    because the model is not the whole story)."""
-    content = {"schema": model.model_json_schema(), "example": example}
+    because the model is not the whole story). The schemas it refers to join the document's
+    components (`finish`)."""
+    content = {"schema": model.model_json_schema(ref_template=COMPONENT), "example": example}
     return {
         "requestBody": {
             "required": True,
@@ -137,6 +138,7 @@ def finish(document: dict[str, Any], settings: Settings) -> dict[str, Any]:
     components["securitySchemes"] = {BEARER: SCHEME}
     for path, operations in document["paths"].items():
         for operation in operations.values():
+            _hoist_definitions(operation, schemas)
             operation["responses"].pop("422", None)
             for status, response in operation["responses"].items():
                 if int(status) >= 400:  # also on routes whose success is not JSON (/metrics)
@@ -150,6 +152,14 @@ def finish(document: dict[str, Any], settings: Settings) -> dict[str, Any]:
     _model_entry(document["paths"]["/admin/models"]["post"]["requestBody"])
     _key_spec(schemas)
     return document
+
+
+def _hoist_definitions(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """The schemas a `json_body` refers to, moved to the components its references point at."""
+    for content in operation.get("requestBody", {}).get("content", {}).values():
+        for name, definition in content.get("schema", {}).pop("$defs", {}).items():
+            if schemas.setdefault(name, definition) != definition:
+                raise ValueError(f"two different schemas are both called {name!r} in the OpenAPI document")
 
 
 def _security(path: str, settings: Settings) -> list[dict[str, list[str]]] | None:

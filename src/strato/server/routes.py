@@ -15,8 +15,9 @@ from strato.errors import ClientDisconnected, StratoError
 from strato.gateway import CallContext, Gateway
 from strato.jsontext import dumps
 from strato.server.admin import matches_any
+from strato.server.bodies import read_body
 from strato.server.middleware import bearer_token
-from strato.server.openapi import MODEL_ERRORS, errors
+from strato.server.openapi import MODEL_ERRORS, errors, json_body
 from strato.server.schemas import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -66,8 +67,14 @@ def _model_errors() -> dict[int | str, dict[str, Any]]:
         },
         **_model_errors(),
     },
+    openapi_extra=json_body(
+        ChatCompletionRequest,
+        "The conversation so far and how to answer it.",
+        {"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "Say hello."}]},
+    ),
 )
-async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+async def chat_completions(request: Request) -> Response:
+    body = await read_body(request, ChatCompletionRequest)
     return await _generate(
         request, body.to_core(), chat=True, include_usage=body.include_usage, stream=body.stream
     )
@@ -83,17 +90,31 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
         },
         **_model_errors(),
     },
+    openapi_extra=json_body(
+        CompletionRequest,
+        "The prompt to continue and how to continue it.",
+        {"model": "smollm2-135m-instruct", "prompt": "Once upon a time", "max_tokens": 16},
+    ),
 )
-async def completions(body: CompletionRequest, request: Request) -> Response:
+async def completions(request: Request) -> Response:
+    body = await read_body(request, CompletionRequest)
     return await _generate(
         request, body.to_core(), chat=False, include_usage=body.include_usage, stream=body.stream
     )
 
 
-@router.post("/v1/embeddings", response_model=EmbeddingList, responses=_model_errors())
-async def embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
+@router.post(
+    "/v1/embeddings",
+    response_model=EmbeddingList,
+    responses=_model_errors(),
+    openapi_extra=json_body(
+        EmbeddingsRequest, "What to embed, with which model.", {"model": "minilm", "input": "hello"}
+    ),
+)
+async def embeddings(request: Request) -> JSONResponse:
+    body = await read_body(request, EmbeddingsRequest)
     result = await _unless_disconnected(request, _gateway(request).embed(body.to_core(), _ctx(request)))
-    return JSONResponse(embeddings_body(body.model, result, body.encoding_format))
+    return Answer(embeddings_body(body.model, result, body.encoding_format))
 
 
 @router.get("/v1/models", response_model=ModelList, responses=errors(401, 500))
@@ -157,7 +178,7 @@ async def _generate(
     shape = ResponseShape(ctx.trace_id, core.model, chat=chat)
     if not stream:
         result = await _unless_disconnected(request, gateway.generate(core, ctx))
-        return JSONResponse(shape.complete(result))
+        return Answer(shape.complete(result))
     chunks = await gateway.stream(core, ctx)
     return _AnswerResponse(
         chunks,
@@ -165,6 +186,14 @@ async def _generate(
         media_type="text/event-stream",
         headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
     )
+
+
+class Answer(JSONResponse):
+    """A model route's JSON answer, written by orjson (`strato.jsontext`): the same compact JSON
+    as FastAPI's, in a fraction of the time."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content).encode()
 
 
 class _AnswerResponse(StreamingResponse):
