@@ -101,6 +101,7 @@ async def burst(pair: Pair, secret: str, model: str, count: int) -> list[str]:
 
 
 async def test_rpm_admits_exactly_n_across_both_gateways(pair: Pair) -> None:
+    assert all("auth is on" in gateway.log_text() for gateway in pair.gateways)  # what startup says
     _, secret = pair.key(rpm=7)
     outcomes = await burst(pair, secret, "echo", 30)
     assert outcomes.count("ok") == 7
