@@ -1,4 +1,6 @@
-"""`strato serve` subprocesses with an answer cache, over the tests' real upstream server."""
+"""Gateways with an answer cache over the tests' real upstream server: the models and the `cache`
+section (in process in test_gateway_cache), and `strato serve` subprocesses of them for replicas
+that share a cache (test_redis_gateways)."""
 
 from __future__ import annotations
 
