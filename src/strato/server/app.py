@@ -18,7 +18,7 @@ from strato.server.guards import router as guards_router
 from strato.server.keys import router as keys_router
 from strato.server.middleware import BodyLimitMiddleware, TraceContextMiddleware, UnicodeBodyMiddleware
 from strato.server.openapi import install_openapi
-from strato.server.routes import router
+from strato.server.routes import model_router, router
 from strato.server.traces import router as traces_router
 
 
@@ -35,6 +35,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     settings = runtime.settings
     app = FastAPI(title="strato", version=__version__, lifespan=lifespan)
     app.state.runtime = runtime  # what every route uses: `server.services.services(request)`
+    app.include_router(model_router)
     app.include_router(router)
     app.include_router(admin_router)
     app.include_router(keys_router)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope, Send
 
 from strato.errors import ClientDisconnected, StratoError
@@ -34,7 +35,20 @@ from strato.wire.requests import ChatCompletionRequest, CompletionRequest, Embed
 from strato.wire.responses import ResponseShape, embeddings_body, models_body
 
 T = TypeVar("T")
+
+
+class DirectRoute(APIRoute):
+    """A route whose endpoint reads its own request (`read_body`) and returns its own response.
+    FastAPI documents it like any other; per request it calls the endpoint directly, without
+    reading the body for it, solving dependencies or validating the response (about a fifth of
+    what a FastAPI route costs)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        return self.endpoint
+
+
 router = APIRouter()
+model_router = APIRouter(route_class=DirectRoute)  # the model routes: the request path's hot end
 
 
 def _gateway(request: Request) -> Gateway:
@@ -57,7 +71,7 @@ def _model_errors() -> dict[int | str, dict[str, Any]]:
     return {**errors(*MODEL_ERRORS), **errors(*MODEL_REFUSALS)}
 
 
-@router.post(
+@model_router.post(
     "/v1/chat/completions",
     response_model=ChatCompletion,
     responses={
@@ -80,7 +94,7 @@ async def chat_completions(request: Request) -> Response:
     )
 
 
-@router.post(
+@model_router.post(
     "/v1/completions",
     response_model=TextCompletion,
     responses={
@@ -103,7 +117,7 @@ async def completions(request: Request) -> Response:
     )
 
 
-@router.post(
+@model_router.post(
     "/v1/embeddings",
     response_model=EmbeddingList,
     responses=_model_errors(),
