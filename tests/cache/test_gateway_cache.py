@@ -48,12 +48,6 @@ async def chat(
     return raw.headers.get("x-strato-cache", "absent"), raw
 
 
-def stored(served: InProcess, trace_id: str) -> Any:
-    trace = served.stored(trace_id)
-    assert trace is not None, f"trace {trace_id} was not stored"
-    return trace
-
-
 async def test_a_repeated_request_is_answered_from_the_cache_not_the_upstream(
     sdk: openai.AsyncOpenAI, served: InProcess, upstream: Upstream
 ) -> None:
@@ -71,10 +65,10 @@ async def test_a_repeated_request_is_answered_from_the_cache_not_the_upstream(
     assert original.usage.prompt_tokens_details.cached_tokens == 0
     assert cached.usage.prompt_tokens_details.cached_tokens == cached.usage.prompt_tokens  # marked cached
 
-    trace = stored(served, second.headers["x-strato-trace-id"])
+    trace = served.trace(second.headers["x-strato-trace-id"])
     assert (trace.cache, trace.provider, trace.cost) == ("exact", "cache", 0.0)
     assert trace.completion == f"echo: {question}"
-    assert stored(served, first.headers["x-strato-trace-id"]).cache is None
+    assert served.trace(first.headers["x-strato-trace-id"]).cache is None
 
 
 @pytest.mark.parametrize(
@@ -176,7 +170,7 @@ async def test_an_abandoned_stream_is_not_stored(sdk: openai.AsyncOpenAI, served
         trace_id = response.headers["x-strato-trace-id"]
         lines = response.aiter_lines()
         assert [line async for line in _first(lines, 4) if "content" in line]
-    assert stored(served, trace_id).status == 499  # the gateway saw the client leave
+    assert served.trace(trace_id).status == 499  # the gateway saw the client leave
     assert (await chat(sdk, question))[0] == "miss"
 
 
@@ -229,7 +223,7 @@ async def test_a_paraphrase_hits_the_semantic_cache_and_its_opposite_does_not(
     assert header == "hit-semantic"
     assert float(paraphrase.headers["x-strato-cache-similarity"]) >= 0.88
     assert paraphrase.parse().choices[0].message.content == "echo: How do I reset my password?"
-    assert stored(served, paraphrase.headers["x-strato-trace-id"]).cache == "semantic"
+    assert served.trace(paraphrase.headers["x-strato-trace-id"]).cache == "semantic"
     assert upstream.calls == before
 
     header, opposite = await ask("How do I disable dark mode?")  # cosine 0.92 to the enable question

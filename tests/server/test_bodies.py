@@ -52,8 +52,8 @@ async def test_a_body_that_is_not_sent_as_json_is_told_what_to_send(
     error = response.json()["error"]
     assert error["code"] == "invalid_content_type" and error["type"] == "invalid_request_error"
     assert "Content-Type: application/json" in error["message"] and named in error["message"]
-    trace = served.stored(response.headers["x-strato-trace-id"])
-    assert trace is not None and trace.status == 400 and trace.error_code == "invalid_content_type"
+    trace = served.trace(response.headers["x-strato-trace-id"])
+    assert trace.status == 400 and trace.error_code == "invalid_content_type"
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"])

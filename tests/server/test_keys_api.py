@@ -14,7 +14,6 @@ from typing import Any
 import openai
 import pytest
 
-from strato.types import Trace
 from tests.support.gateway import gateway_process
 from tests.support.inprocess import InProcess, in_process
 from tests.support.upstream import Upstream
@@ -53,12 +52,6 @@ async def chat(gateway: InProcess, key: str, model: str = "echo", **params: Any)
     )
 
 
-def stored(gateway: InProcess, trace_id: str) -> Trace:
-    trace = gateway.stored(trace_id)
-    assert trace is not None, f"trace {trace_id} was not stored"
-    return trace
-
-
 async def assert_unauthorized(gateway: InProcess, key: str) -> openai.AuthenticationError:
     with pytest.raises(openai.AuthenticationError) as caught:
         await chat(gateway, key)
@@ -78,14 +71,14 @@ async def test_missing_and_wrong_keys_are_refused_in_openai_format(gateway: InPr
     assert (await gateway.http.get("/v1/models")).status_code == 401
     embed = await gateway.http.post("/v1/embeddings", json={"model": "echo", "input": "x"})
     assert embed.status_code == 401 and embed.json()["error"]["code"] == "invalid_api_key"
-    trace = stored(gateway, response.headers["x-strato-trace-id"])
+    trace = gateway.trace(response.headers["x-strato-trace-id"])
     assert trace.status == 401 and trace.api_key is None
 
 
 async def test_master_key_calls_and_is_traced_as_master(gateway: InProcess) -> None:
     raw = await chat(gateway, MASTER)
     assert raw.parse().choices[0].message.content == "echo: hi"
-    assert stored(gateway, raw.headers["x-strato-trace-id"]).api_key == "master"
+    assert gateway.trace(raw.headers["x-strato-trace-id"]).api_key == "master"
     assert {m.id for m in (await gateway.sdk(MASTER).models.list()).data} >= {"echo", "priced"}
 
 
@@ -93,7 +86,7 @@ async def test_virtual_key_works_and_its_id_not_secret_is_on_the_trace(gateway: 
     key = await create_key(gateway, name="app", team="search", metadata={"env": "test"})
     assert key["key"].startswith("sk-strato-") and key["id"] != key["key"]
     raw = await chat(gateway, key["key"])
-    trace = stored(gateway, raw.headers["x-strato-trace-id"])
+    trace = gateway.trace(raw.headers["x-strato-trace-id"])
     assert trace.status == 200 and trace.api_key == key["id"]
     assert key["key"] not in str(trace.request)
     with gateway.runtime.traces.engine.connect() as conn:
@@ -125,7 +118,7 @@ async def test_revoked_expired_and_rotated_keys_are_refused(gateway: InProcess) 
     finally:
         auth.clock = now
     trace_id = (await chat(gateway, new["key"])).headers["x-strato-trace-id"]
-    assert stored(gateway, trace_id).api_key == rotated["id"]
+    assert gateway.trace(trace_id).api_key == rotated["id"]
 
 
 async def test_a_key_only_calls_its_models(gateway: InProcess) -> None:
@@ -146,7 +139,7 @@ async def test_rpm_limit_answers_429_with_retry_after(gateway: InProcess) -> Non
         await chat(gateway, key["key"])
     assert 1 <= int(caught.value.response.headers["retry-after"]) <= 60
     assert isinstance(caught.value.body, dict) and caught.value.body["code"] == "rate_limit_exceeded"
-    refused = stored(gateway, caught.value.response.headers["x-strato-trace-id"])
+    refused = gateway.trace(caught.value.response.headers["x-strato-trace-id"])
     assert refused.status == 429 and refused.api_key == key["id"]
 
 
@@ -170,7 +163,7 @@ async def test_budget_holds_under_100_concurrent_requests(gateway: InProcess) ->
     results = await asyncio.gather(*(one(client) for _ in range(100)))
     served = [r for r in results if r != "refused"]
     assert len(served) == 10
-    costs = [stored(gateway, trace_id).cost for trace_id in served]
+    costs = [gateway.trace(trace_id).cost for trace_id in served]
     assert sum(c or 0.0 for c in costs) <= 20.0 + 2.0
     with pytest.raises(openai.RateLimitError):  # spent: refused until the day is over
         await chat(gateway, key["key"], "priced", max_tokens=2)
@@ -191,7 +184,7 @@ async def test_failed_and_streamed_requests_settle_their_hold(gateway: InProcess
         ) as response:
             assert "echo" in await response.text()
             trace_id = response.headers["x-strato-trace-id"]
-    trace = stored(gateway, trace_id)
+    trace = gateway.trace(trace_id)
     assert trace.api_key == key["id"] and trace.stream
     with pytest.raises(openai.RateLimitError):  # both streams were settled at $2
         await chat(gateway, key["key"], "priced", max_tokens=2)
@@ -232,7 +225,7 @@ async def test_a_key_carries_its_own_guard_settings(gateway: InProcess) -> None:
         model="echo",
         messages=attack,  # type: ignore[arg-type]
     )
-    trace = stored(gateway, raw.headers["x-strato-trace-id"])
+    trace = gateway.trace(raw.headers["x-strato-trace-id"])
     assert trace.request["guards"][0]["action"] == "flag"
 
 
@@ -260,7 +253,7 @@ async def test_a_stream_cut_before_its_usage_is_charged_an_estimate(gateway: InP
         async for chunk in stream.parse():
             parts.extend(c.delta.content or "" for c in chunk.choices)
     text = "".join(parts)
-    trace = stored(gateway, trace_id)
+    trace = gateway.trace(trace_id)
     assert trace.status == 502 and trace.completion and trace.completion.startswith(text)
     assert trace.request["usage_estimated"] is True
     assert trace.completion_tokens == -(-len(trace.completion.encode()) // 4) > 0

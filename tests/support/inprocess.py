@@ -50,6 +50,12 @@ class InProcess:
         assert self.runtime.recorder.flush(10), "the trace writer did not catch up"
         return self.runtime.traces.trace(trace_id)
 
+    def trace(self, trace_id: str) -> Trace:
+        """The trace as stored; fails the test if it was not (`GatewayProcess.trace`'s twin)."""
+        found = self.stored(trace_id)
+        assert found is not None, f"trace {trace_id} was not stored"
+        return found
+
 
 @asynccontextmanager
 async def in_process(

@@ -40,8 +40,8 @@ def char_wb_ngrams(text: str, low: int = CHAR_RANGE[0], high: int = CHAR_RANGE[1
 
 
 def hashed(grams: list[str], width: int, offset: int = 0) -> list[int]:
-    """Each n-gram's column: `offset` + |MurmurHash3_32(utf-8, seed 0)| mod `width`."""
-    return [offset + abs(mmh3.hash(gram, 0, signed=True)) % width for gram in grams]
+    """Each n-gram's column (`offset_hash`)."""
+    return [offset_hash(gram, width, offset) for gram in grams]
 
 
 WORDS_REMEMBERED = 65_536  # distinct words (and tokens) whose columns are kept: a few MB at most
@@ -60,6 +60,7 @@ def columns(text: str, width: int) -> list[int]:
 
 
 def offset_hash(gram: str, width: int, offset: int = 0) -> int:
+    """One n-gram's column: `offset` + |MurmurHash3_32(utf-8, seed 0)| mod `width`."""
     return offset + abs(mmh3.hash(gram, 0, signed=True)) % width
 
 

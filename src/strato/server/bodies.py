@@ -28,7 +28,7 @@ M = TypeVar("M", bound=BaseModel)
 async def read_body(request: Request, model: type[M]) -> M:
     raw = await request.body()
     if not raw:
-        raise RequestValidationError([_error("missing", "Field required", (), None)], body=None)
+        raise RequestValidationError([_error("missing", "Field required", ("body",), None)], body=None)
     content_type = request.headers.get("content-type")
     if not _json_type(content_type):
         # Not read as JSON, as FastAPI's strict default has it: a browser page may post a form to a
@@ -92,7 +92,7 @@ def _invalid(exc: ValidationError, raw: bytes) -> RequestValidationError:
 
 
 def _error(kind: str, message: str, loc: tuple[Any, ...], ctx: dict[str, Any] | None) -> dict[str, Any]:
-    error: dict[str, Any] = {"type": kind, "loc": loc or ("body",), "msg": message}
+    error: dict[str, Any] = {"type": kind, "loc": loc, "msg": message}
     if ctx is not None:
         error["ctx"] = ctx
     return error
