@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -107,13 +106,13 @@ async def test_a_full_queue_answers_429(gateway: GatewayProcess, async_client: o
             model=NARROW_MODEL,
             messages=[{"role": "user", "content": "Write a very long story."}],
             max_tokens=300,
+            temperature=0,  # greedy: the story runs its full length and keeps the slot
             stream=True,
         )
 
     running = await long_stream()  # takes the only slot
     await anext(aiter(running))
     queued = await long_stream()  # waits in the queue (the one place there is)
-    await asyncio.sleep(0.2)
     body = {"model": NARROW_MODEL, "messages": [{"role": "user", "content": "hi"}]}
     async with httpx.AsyncClient() as http:
         refused = await http.post(f"{gateway.url}/v1/chat/completions", json=body)
