@@ -1,13 +1,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 
-import openai
 import pytest
 
-from tests.support.gateway import GatewayProcess, gateway_process
+from tests.support.inprocess import InProcess, in_process
 from tests.support.upstream import Upstream, free_port
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -56,23 +54,12 @@ def gateway_models(upstream: Upstream) -> list[dict[str, object]]:
 
 
 @pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[GatewayProcess]:
-    """One `strato serve` for the session, serving the real SmolLM2 and MiniLM models."""
-    tmp: Path = tmp_path_factory.mktemp("gateway")
-    with gateway_process(
-        tmp,
-        gateway_models(upstream),
-        env={"STRATO_TEST_UPSTREAM_KEY": UPSTREAM_KEY, "STRATO_ADMIN_KEY": ADMIN_KEY},
-    ) as process:
-        yield process
-
-
-@pytest.fixture(scope="session")
-def client(gateway: GatewayProcess) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0, timeout=120) as sdk:
-        yield sdk
-
-
-@pytest.fixture
-async def async_client(gateway: GatewayProcess) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0, timeout=120)
+async def strato(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> AsyncIterator[InProcess]:
+    """One gateway in this process for the session, serving the real SmolLM2 and MiniLM models and
+    the remote models of `gateway_models`, with `ADMIN_KEY` opening the admin API."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("STRATO_TEST_UPSTREAM_KEY", UPSTREAM_KEY)  # the remote models' `api_key_env`
+        async with in_process(
+            tmp_path_factory.mktemp("strato"), gateway_models(upstream), server={"admin_key": ADMIN_KEY}
+        ) as served:
+            yield served

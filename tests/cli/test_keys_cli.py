@@ -103,8 +103,8 @@ async def test_create_list_rotate_revoke(gateway: InProcess, lookups: LookupCloc
     assert created["metadata"] == {"env": "ci", "owner": "me"} and created["team"] == "infra"
     assert created["expires_at"] > time.time() + 29 * 86400
     secret = created["key"]
-    stored = gateway.stored(await call(gateway, secret))
-    assert stored is not None and stored.api_key == created["id"]  # seen by the running gateway
+    stored = gateway.trace(await call(gateway, secret))
+    assert stored.api_key == created["id"]  # seen by the running gateway
     with pytest.raises(openai.PermissionDeniedError):
         await call(gateway, secret, "other")
 

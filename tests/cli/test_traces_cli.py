@@ -52,8 +52,7 @@ async def made(gateway: InProcess) -> Made:
             body["user"] = user
         response = await gateway.http.post("/v1/chat/completions", json=body, timeout=30)
         assert response.status_code == 200, response.text
-        trace = gateway.stored(response.headers["x-strato-trace-id"])
-        assert trace is not None
+        trace = gateway.trace(response.headers["x-strato-trace-id"])
         found.ids[name], found.started[name] = trace.id, trace.started_at  # stored before the next starts
     for name, score in (("liked", 1), ("disliked", 0)):
         feedback = {"trace_id": found.ids[name], "score": score, "comment": f"{name} it"}

@@ -1,15 +1,17 @@
-"""`HTTPTarget` against a real `strato serve` (answer, trace id, cost from the trace) and against a
-plain OpenAI-compatible server (no trace, no cost); failures become answers with an error."""
+"""`HTTPTarget` against strato's app, in process over httpx's ASGI transport (answer, trace id, cost
+from the trace), against a plain OpenAI-compatible server over HTTP (no trace, no cost), and against
+a port nobody listens on; failures become answers with an error."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from strato.evals.targets import HTTPTarget
-from tests.support.gateway import GatewayProcess, gateway_process
+from tests.support.inprocess import BASE_URL, InProcess, in_process
 from tests.support.upstream import Upstream, free_port
 
 PRICED = {"input_cost": 1000.0, "output_cost": 2000.0}  # USD per million tokens: visible in a 30-token answer
@@ -27,16 +29,22 @@ QUESTION = {
 
 
 @pytest.fixture(scope="module")
-def priced_gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[GatewayProcess]:
-    with gateway_process(
+async def priced_gateway(
+    tmp_path_factory: pytest.TempPathFactory, upstream: Upstream
+) -> AsyncIterator[InProcess]:
+    async with in_process(
         tmp_path_factory.mktemp("priced"),
         [LOCAL, upstream.model("remote-echo", "echo", **PRICED), upstream.model("remote-fail", "fail")],
-    ) as process:
-        yield process
+    ) as served:
+        yield served
 
 
-async def test_an_answer_from_strato_carries_its_trace_and_cost(priced_gateway: GatewayProcess) -> None:
-    target = HTTPTarget(priced_gateway.url, api_key="unused")
+def in_app(served: InProcess, url: str = BASE_URL, api_key: str | None = None) -> HTTPTarget:
+    return HTTPTarget(url, api_key, transport=httpx.ASGITransport(app=served.app))
+
+
+async def test_an_answer_from_strato_carries_its_trace_and_cost(priced_gateway: InProcess) -> None:
+    target = in_app(priced_gateway, api_key="unused")
     try:
         answer = await target.complete("smollm2", QUESTION)
     finally:
@@ -53,9 +61,9 @@ async def test_an_answer_from_strato_carries_its_trace_and_cost(priced_gateway: 
 
 
 async def test_a_prompt_case_goes_to_completions_and_a_url_may_end_in_v1(
-    priced_gateway: GatewayProcess,
+    priced_gateway: InProcess,
 ) -> None:
-    target = HTTPTarget(f"{priced_gateway.url}/v1/")
+    target = in_app(priced_gateway, f"{BASE_URL}/v1/")
     try:
         answer = await target.complete("remote-echo", {"prompt": "hello there", "params": {"max_tokens": 5}})
     finally:
@@ -65,8 +73,8 @@ async def test_a_prompt_case_goes_to_completions_and_a_url_may_end_in_v1(
     assert priced_gateway.trace(answer.trace_id or "").endpoint == "completion"
 
 
-async def test_failures_become_answers_with_an_error(priced_gateway: GatewayProcess, tmp_path: Path) -> None:
-    target = HTTPTarget(priced_gateway.url)
+async def test_failures_become_answers_with_an_error(priced_gateway: InProcess, tmp_path: Path) -> None:
+    target = in_app(priced_gateway)
     try:
         failed = await target.complete("remote-fail", QUESTION)
         missing = await target.complete("no-such-model", QUESTION)

@@ -1,22 +1,21 @@
 """`/metrics` exposes the OpenTelemetry GenAI metrics per model (token usage, operation and request
-duration, time to first token, time per output token) next to strato's own series, from
-`strato serve` answering with the real SmolLM2 and the tests' upstream server."""
+duration, time to first token, time per output token) next to strato's own series, from the
+gateway answering with the real SmolLM2 and the tests' upstream server."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import CHAT_MODEL
-from tests.support.gateway import GatewayProcess
+from tests.support.inprocess import InProcess
 
 
-def samples(gateway: GatewayProcess) -> list[tuple[str, dict[str, str], float]]:
-    text = httpx.get(f"{gateway.url}/metrics").text
+async def samples(strato: InProcess) -> list[tuple[str, dict[str, str], float]]:
+    text = (await strato.http.get("/metrics")).text
     return [(s.name, s.labels, s.value) for f in text_string_to_metric_families(text) for s in f.samples]
 
 
@@ -29,25 +28,26 @@ def series(found: list[tuple[str, dict[str, str], float]], name: str, **labels: 
     ]
 
 
-def test_metrics_show_the_genai_series_per_model(gateway: GatewayProcess, client: openai.OpenAI) -> None:
-    before = samples(gateway)
-    stream = client.chat.completions.create(
+async def test_metrics_show_the_genai_series_per_model(strato: InProcess) -> None:
+    client = strato.sdk()
+    before = await samples(strato)
+    stream = await client.chat.completions.create(
         model=CHAT_MODEL,
         messages=[{"role": "user", "content": "Name three colours."}],
         max_tokens=12,
         stream=True,
         stream_options={"include_usage": True},
     )
-    usage = [chunk.usage for chunk in stream if chunk.usage is not None][-1]
+    usage = [chunk.usage async for chunk in stream if chunk.usage is not None][-1]
     with pytest.raises(openai.InternalServerError):
-        client.chat.completions.create(model="remote-fail", messages=[{"role": "user", "content": "x"}])
-    after = samples(gateway)
+        await client.chat.completions.create(model="remote-fail", messages=[{"role": "user", "content": "x"}])
+    after = await samples(strato)
 
     model = {"gen_ai_request_model": CHAT_MODEL, "gen_ai_operation_name": "chat"}
 
     def grew(name: str, **labels: str) -> float:
         now = sum(s["value"] for s in series(after, name, **labels))
-        return now - sum(s["value"] for s in series(before, name, **labels))
+        return float(now - sum(s["value"] for s in series(before, name, **labels)))
 
     tokens = {**model, "gen_ai_provider_name": "llama_cpp"}
     assert grew("gen_ai_client_token_usage_sum", **tokens, gen_ai_token_type="input") == usage.prompt_tokens

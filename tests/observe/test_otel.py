@@ -1,14 +1,16 @@
-"""OTLP export from `strato serve` to a real OTLP/HTTP receiver started by the test: every request's
-spans arrive in the request's trace id, linked into one tree, with GenAI attributes; the GenAI
-metrics arrive too; and a collector that is down costs the requests nothing."""
+"""OTLP export to a real OTLP/HTTP receiver started by the test: every request's spans arrive in the
+request's trace id, linked into one tree, with GenAI attributes; the GenAI metrics arrive too (the
+gateway in process); and a collector that is down costs the requests nothing, shutdown of
+`strato serve` included."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,7 +32,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from strato.config.observe import OtelSettings
 from strato.observe.otel import endpoints
-from tests.support.gateway import GatewayProcess, gateway_process
+from tests.support.gateway import gateway_process
+from tests.support.inprocess import InProcess, in_process
 from tests.support.upstream import Upstream, free_port
 
 T = TypeVar("T")
@@ -42,7 +45,8 @@ class Receiver:
     def __init__(self) -> None:
         self.spans: list[tuple[dict[str, Any], OtlpSpan]] = []  # (resource attributes, span)
         self.metrics: list[tuple[dict[str, Any], Metric]] = []
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+        self.arrived = threading.Condition(self.lock)  # notified whenever an export is taken
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -82,6 +86,7 @@ class Receiver:
                 resource = attributes(resource_spans.resource.attributes)
                 for scope_spans in resource_spans.scope_spans:
                     self.spans.extend((resource, span) for span in scope_spans.spans)
+            self.arrived.notify_all()
 
     def take_metrics(self, body: bytes) -> None:
         request = ExportMetricsServiceRequest.FromString(body)
@@ -90,6 +95,20 @@ class Receiver:
                 resource = attributes(resource_metrics.resource.attributes)
                 for scope_metrics in resource_metrics.scope_metrics:
                     self.metrics.extend((resource, metric) for metric in scope_metrics.metrics)
+            self.arrived.notify_all()
+
+    def wait_for(self, get: Callable[[], T], done: Callable[[T], bool], timeout: float = 20.0) -> T:
+        """`get()` once `done` says it is complete, woken by each export that arrives (or what it
+        is when `timeout` runs out)."""
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while not done(found := get()) and (left := deadline - time.monotonic()) > 0:
+                self.arrived.wait(left)
+        return found
+
+    async def arrival(self, get: Callable[[], T], done: Callable[[T], bool]) -> T:
+        """`wait_for` without holding up the event loop the gateway runs on."""
+        return await asyncio.to_thread(self.wait_for, get, done)
 
     def trace(self, trace_id: str) -> list[OtlpSpan]:
         with self.lock:
@@ -117,15 +136,6 @@ def attributes(pairs: Any) -> dict[str, Any]:
     return {pair.key: value(pair.value) for pair in pairs if isinstance(pair, KeyValue)}
 
 
-def eventually(get: Callable[[], T], done: Callable[[T], bool], timeout: float = 20.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = get()
-        if done(found) or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
     started = Receiver()
@@ -144,38 +154,49 @@ def models(upstream: Upstream) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def gateway(
+async def gateway(
     tmp_path_factory: pytest.TempPathFactory, upstream: Upstream, receiver: Receiver
-) -> Iterator[GatewayProcess]:
-    with gateway_process(
-        tmp_path_factory.mktemp("otel"),
-        models(upstream),
-        env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "100"},
-        observe={"otel": {"service_name": "strato-otel-test", "metrics_interval_seconds": 0.5}},
-    ) as process:
-        yield process
+) -> AsyncIterator[InProcess]:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")  # read when the exporter is built
+        async with in_process(
+            tmp_path_factory.mktemp("otel"),
+            models(upstream),
+            observe={
+                "otel": {
+                    "endpoint": receiver.url,
+                    "service_name": "strato-otel-test",
+                    "metrics_interval_seconds": 0.5,
+                }
+            },
+        ) as served:
+            yield served
 
 
-@pytest.fixture(scope="module")
-def sdk(gateway: GatewayProcess) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0, timeout=30) as client:
-        yield client
-
-
-def ask(sdk: openai.OpenAI, model: str) -> str:
-    raw = sdk.chat.completions.with_raw_response.create(
+async def ask(sdk: openai.AsyncOpenAI, model: str) -> str:
+    raw = await sdk.chat.completions.with_raw_response.create(
         model=model, messages=[{"role": "user", "content": "hello there"}], temperature=0.3, max_tokens=20
     )
     assert raw.parse().choices[0].message.content == "echo: hello there"
     return raw.headers["x-strato-trace-id"]
 
 
-def test_a_requests_spans_arrive_in_its_trace_as_one_tree(
-    gateway: GatewayProcess, receiver: Receiver, sdk: openai.OpenAI
+def ask_process(sdk: openai.OpenAI, model: str) -> str:
+    raw = sdk.chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": "hello there"}], max_tokens=20
+    )
+    assert raw.parse().choices[0].message.content == "echo: hello there"
+    return raw.headers["x-strato-trace-id"]
+
+
+async def test_a_requests_spans_arrive_in_its_trace_as_one_tree(
+    gateway: InProcess, receiver: Receiver
 ) -> None:
-    trace_id = ask(sdk, "g")
+    trace_id = await ask(gateway.sdk(), "g")
     stored = gateway.trace(trace_id)
-    spans = eventually(lambda: receiver.trace(trace_id), lambda got: len(got) >= len(stored.spans))
+    spans = await receiver.arrival(
+        lambda: receiver.trace(trace_id), lambda got: len(got) >= len(stored.spans)
+    )
     assert {s.span_id.hex() for s in spans} == {s.span_id for s in stored.spans}  # what was stored
 
     by_id = {s.span_id: s for s in spans}
@@ -214,32 +235,33 @@ def test_a_requests_spans_arrive_in_its_trace_as_one_tree(
     assert dict(resource)["service.name"] == "strato-otel-test"
 
 
-def test_a_stream_exports_its_time_to_first_token(
-    gateway: GatewayProcess, receiver: Receiver, sdk: openai.OpenAI
-) -> None:
-    raw = sdk.chat.completions.with_raw_response.create(
+async def test_a_stream_exports_its_time_to_first_token(gateway: InProcess, receiver: Receiver) -> None:
+    raw = await gateway.sdk().chat.completions.with_raw_response.create(
         model="echo", messages=[{"role": "user", "content": "one two three"}], stream=True
     )
     trace_id = raw.headers["x-strato-trace-id"]
-    assert (
-        "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices) == "echo: one two three"
+    text = "".join([c.choices[0].delta.content or "" async for c in raw.parse() if c.choices])
+    assert text == "echo: one two three"
+    spans = await receiver.arrival(
+        lambda: receiver.trace(trace_id), lambda got: any(not s.parent_span_id for s in got)
     )
-    spans = eventually(lambda: receiver.trace(trace_id), lambda got: any(not s.parent_span_id for s in got))
     [root] = [s for s in spans if not s.parent_span_id]
     ttft = attributes(root.attributes)["gen_ai.server.time_to_first_token"]
     assert 0 < ttft <= (root.end_time_unix_nano - root.start_time_unix_nano) / 1e9
     assert "strato.first_token" in [s.name for s in spans]
 
 
-def test_genai_metrics_are_exported(gateway: GatewayProcess, receiver: Receiver, sdk: openai.OpenAI) -> None:
-    ask(sdk, "g")
+async def test_genai_metrics_are_exported(gateway: InProcess, receiver: Receiver) -> None:
+    await ask(gateway.sdk(), "g")
 
     def usage() -> list[dict[str, Any]]:
         return [
             p for p in receiver.points("gen_ai.client.token.usage") if p.get("gen_ai.request.model") == "g"
         ]
 
-    points = eventually(usage, lambda got: {p["gen_ai.token.type"] for p in got} == {"input", "output"})
+    points = await receiver.arrival(
+        usage, lambda got: {p["gen_ai.token.type"] for p in got} == {"input", "output"}
+    )
     assert {p["gen_ai.token.type"] for p in points} == {"input", "output"}
     assert all(p["unit"] == "{token}" and p["gen_ai.operation.name"] == "chat" for p in points)
     assert all(p["gen_ai.provider.name"] == "openai" and p["gen_ai.response.model"] == "echo" for p in points)
@@ -250,7 +272,7 @@ def test_genai_metrics_are_exported(gateway: GatewayProcess, receiver: Receiver,
     assert [p for p in calls if p.get("gen_ai.request.model") == "echo" and "error.type" not in p]
     served = receiver.points("gen_ai.server.request.duration")
     assert [p for p in served if p.get("gen_ai.request.model") == "g" and p["count"] >= 1]
-    ttft = eventually(lambda: receiver.points("gen_ai.server.time_to_first_token"), bool)
+    ttft = await receiver.arrival(lambda: receiver.points("gen_ai.server.time_to_first_token"), bool)
     assert ttft and ttft[0]["gen_ai.request.model"] == "echo"
 
 
@@ -266,7 +288,7 @@ def test_a_collector_that_is_down_costs_requests_nothing(tmp_path: Path, upstrea
             base_url=f"{process.url}/v1", api_key="unused", max_retries=0, timeout=10
         ) as client:
             started = time.monotonic()
-            ids = [ask(client, "echo") for _ in range(20)]
+            ids = [ask_process(client, "echo") for _ in range(20)]
             took = time.monotonic() - started
         assert took < 10, f"20 requests took {took:.1f}s with the collector down"
         assert process.trace(ids[-1]).spans  # still stored
@@ -274,7 +296,7 @@ def test_a_collector_that_is_down_costs_requests_nothing(tmp_path: Path, upstrea
         with openai.OpenAI(
             base_url=f"{process.url}/v1", api_key="unused", max_retries=0, timeout=10
         ) as client:
-            assert ask(client, "echo")
+            assert ask_process(client, "echo")
         stopping = time.monotonic()
         assert process.stop() in (0, -signal.SIGTERM)
     assert time.monotonic() - stopping < 20  # shutdown gives up on the collector

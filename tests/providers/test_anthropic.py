@@ -111,8 +111,7 @@ def client(gateway: InProcess) -> openai.AsyncOpenAI:
 
 
 def stored(gateway: InProcess, trace_id: str) -> Trace:
-    trace = gateway.stored(trace_id)
-    assert trace is not None, f"trace {trace_id} was not stored"
+    trace = gateway.trace(trace_id)
     return trace
 
 

@@ -1,4 +1,4 @@
-"""Remote OpenAI-compatible upstreams, through `strato serve`, against a real HTTP upstream the test runs."""
+"""Remote OpenAI-compatible upstreams, through the gateway, against a real HTTP upstream the test runs."""
 
 from __future__ import annotations
 
@@ -6,14 +6,12 @@ import openai
 import pytest
 
 from tests.conftest import UPSTREAM_KEY
-from tests.support.gateway import GatewayProcess
+from tests.support.inprocess import InProcess
 from tests.support.upstream import Upstream
 
 
-def test_remote_chat_forwards_model_key_and_parameters(
-    client: openai.OpenAI, gateway: GatewayProcess, upstream: Upstream
-) -> None:
-    raw = client.chat.completions.with_raw_response.create(
+async def test_remote_chat_forwards_model_key_and_parameters(strato: InProcess, upstream: Upstream) -> None:
+    raw = await strato.sdk().chat.completions.with_raw_response.create(
         model="remote-echo",
         messages=[{"role": "user", "content": "hello there"}],
         temperature=0.3,
@@ -37,47 +35,47 @@ def test_remote_chat_forwards_model_key_and_parameters(
         "bob",
     )
     assert sent["frequency_penalty"] == 0.5  # fields strato does not interpret pass through
-    trace = gateway.trace(raw.headers["x-strato-trace-id"])
+    trace = strato.trace(raw.headers["x-strato-trace-id"])
     assert (trace.provider, trace.prompt_tokens, trace.completion_tokens) == ("openai", 7, 3)
 
 
-def test_remote_stream_passes_through_unchanged(client: openai.OpenAI, gateway: GatewayProcess) -> None:
-    raw = client.chat.completions.with_raw_response.create(
+async def test_remote_stream_passes_through_unchanged(strato: InProcess) -> None:
+    raw = await strato.sdk().chat.completions.with_raw_response.create(
         model="remote-echo",
         messages=[{"role": "user", "content": "one two three four"}],
         stream=True,
         stream_options={"include_usage": True},
     )
     pieces, usage = [], None
-    for chunk in raw.parse():
+    async for chunk in raw.parse():
         if chunk.choices:
             pieces.append(chunk.choices[0].delta.content or "")
         usage = chunk.usage or usage
     assert pieces[1:] == ["echo:", " one", " two", " three", " four", ""]
     assert usage is not None and usage.completion_tokens == 5
-    trace = gateway.trace(raw.headers["x-strato-trace-id"])
+    trace = strato.trace(raw.headers["x-strato-trace-id"])
     assert trace.completion == "echo: one two three four"
     assert trace.ttft_ms is not None and trace.stream
 
 
-def test_remote_stream_without_include_usage_still_traces_tokens(
-    client: openai.OpenAI, gateway: GatewayProcess
-) -> None:
-    raw = client.chat.completions.with_raw_response.create(
+async def test_remote_stream_without_include_usage_still_traces_tokens(strato: InProcess) -> None:
+    raw = await strato.sdk().chat.completions.with_raw_response.create(
         model="remote-echo", messages=[{"role": "user", "content": "a b"}], stream=True
     )
-    chunks = list(raw.parse())
+    chunks = [c async for c in raw.parse()]
     assert all(c.usage is None for c in chunks)
-    assert gateway.trace(raw.headers["x-strato-trace-id"]).completion_tokens == 3
+    assert strato.trace(raw.headers["x-strato-trace-id"]).completion_tokens == 3
 
 
-def test_remote_text_completion_and_embeddings(client: openai.OpenAI) -> None:
-    assert client.completions.create(model="remote-echo", prompt="hi").choices[0].text == "echo: hi"
-    streamed = client.completions.create(model="remote-echo", prompt="a b", stream=True)
-    assert "".join(c.choices[0].text for c in streamed if c.choices) == "echo: a b"
-    vectors = client.embeddings.create(
+async def test_remote_text_completion_and_embeddings(strato: InProcess) -> None:
+    client = strato.sdk()
+    assert (await client.completions.create(model="remote-echo", prompt="hi")).choices[0].text == "echo: hi"
+    streamed = await client.completions.create(model="remote-echo", prompt="a b", stream=True)
+    assert "".join([c.choices[0].text async for c in streamed if c.choices]) == "echo: a b"
+    embedded = await client.embeddings.create(
         model="remote-embed", input=["abc", "de"], encoding_format="float"
-    ).data
+    )
+    vectors = embedded.data
     assert [v.embedding for v in vectors] == [[3.0, 1.0], [2.0, 1.0]]
 
 
@@ -91,22 +89,22 @@ def test_remote_text_completion_and_embeddings(client: openai.OpenAI) -> None:
     ],
 )
 @pytest.mark.parametrize("stream", [False, True])
-def test_upstream_failures_map_to_clear_errors(
-    gateway: GatewayProcess, model: str, status: int, code: str, words: str, stream: bool
+async def test_upstream_failures_map_to_clear_errors(
+    strato: InProcess, model: str, status: int, code: str, words: str, stream: bool
 ) -> None:
-    response, trace = gateway.failing_chat(model, status, stream=stream)
+    response, trace = await strato.failing_chat(model, status, stream=stream)
     error = response.json()["error"]
     assert error["code"] == code and words in error["message"]
     assert (trace.status, trace.error_code) == (status, code)
 
 
-def test_upstream_that_cuts_the_stream(client: openai.OpenAI, gateway: GatewayProcess) -> None:
-    raw = client.chat.completions.with_raw_response.create(
+async def test_upstream_that_cuts_the_stream(strato: InProcess) -> None:
+    raw = await strato.sdk().chat.completions.with_raw_response.create(
         model="remote-cut", messages=[{"role": "user", "content": "one two three four"}], stream=True
     )
     with pytest.raises(openai.APIError, match="upstream"):
-        for _chunk in raw.parse():
+        async for _chunk in raw.parse():
             pass
-    trace = gateway.trace(raw.headers["x-strato-trace-id"])
+    trace = strato.trace(raw.headers["x-strato-trace-id"])
     assert trace.status == 502 and trace.error_code == "upstream_error"
     assert trace.completion == "echo: one"  # what had arrived before the cut is kept

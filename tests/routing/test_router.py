@@ -138,8 +138,7 @@ async def test_rules_route_each_request_and_say_why(
     assert (one.calls - before[0], two.calls - before[1]) == ((1, 0) if cheap else (0, 1))
     if extra:
         assert (one if cheap else two).requests[-1]["tools"] == TOOLS  # passed through untouched
-    trace = gateway.stored(raw.headers["x-strato-trace-id"])
-    assert trace is not None
+    trace = gateway.trace(raw.headers["x-strato-trace-id"])
     assert trace.requested_model == "auto"
     assert trace.route is not None
     assert {k: trace.route[k] for k in ("router", "target", "reason")} == {
@@ -166,8 +165,7 @@ async def test_a_streamed_request_is_routed_before_its_first_byte(
         text = "".join([c.choices[0].delta.content or "" async for c in await response.parse() if c.choices])
         trace_id = response.headers["x-strato-trace-id"]
     assert text == f"echo: {SNIPPET}" and two.calls == before + 1
-    trace = gateway.stored(trace_id)
-    assert trace is not None
+    trace = gateway.trace(trace_id)
     assert trace.stream and trace.route is not None and trace.route["target"] == "big"
     assert trace.deployment == "big-1"
     metrics = (await gateway.http.get("/metrics")).text
@@ -188,8 +186,8 @@ async def test_the_learned_router_scores_requests_no_rule_matches(
         target, reason, score = raw.headers["x-strato-route"].split("; ")
         assert reason == "reason=learned"
         seen[text] = (target, float(score.removeprefix("score=")))
-        trace = gateway.stored(raw.headers["x-strato-trace-id"])
-        assert trace is not None and trace.route is not None
+        trace = gateway.trace(raw.headers["x-strato-trace-id"])
+        assert trace.route is not None
         assert trace.route["score"] == pytest.approx(seen[text][1], abs=1e-3)
     assert seen[maths][0] == "big" and seen[maths][1] >= 0.5
     assert seen[chat][0] == "small" and seen[chat][1] < 0.5

@@ -1,16 +1,37 @@
-"""A client that goes away mid-stream stops generation and leaves a trace."""
+"""A client that goes away mid-stream stops generation and leaves a trace.
+
+That is a real TCP client closing its connection to `strato serve`, so those tests run the command;
+the metrics and health checks run in process."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from strato.types import TraceQuery
-from tests.conftest import CHAT_MODEL
-from tests.support.gateway import GatewayProcess
+from tests.conftest import CHAT_MODEL, gateway_models
+from tests.support.gateway import GatewayProcess, gateway_process
+from tests.support.inprocess import InProcess
+from tests.support.upstream import Upstream
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[GatewayProcess]:
+    """`strato serve` with the one model the disconnect tests use."""
+    models = [m for m in gateway_models(upstream) if m["name"] == CHAT_MODEL]
+    with gateway_process(tmp_path_factory.mktemp("disconnect"), models) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def client(gateway: GatewayProcess) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0, timeout=120) as sdk:
+        yield sdk
 
 
 def test_disconnect_mid_stream_stops_generation(client: openai.OpenAI, gateway: GatewayProcess) -> None:
@@ -70,22 +91,20 @@ def test_disconnect_while_waiting_for_a_whole_answer_stops_generation(
     assert new and new[0].error_code == "client_disconnected" and not new[0].stream
 
 
-def test_metrics_in_prometheus_format(client: openai.OpenAI, gateway: GatewayProcess) -> None:
-    client.chat.completions.create(
+async def test_metrics_in_prometheus_format(strato: InProcess) -> None:
+    client = strato.sdk()
+    await client.chat.completions.create(
         model=CHAT_MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=3
     )
-    list(
-        client.chat.completions.create(
-            model=CHAT_MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=3, stream=True
-        )
+    stream = await client.chat.completions.create(
+        model=CHAT_MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=3, stream=True
     )
-    httpx.post(
-        f"{gateway.url}/v1/chat/completions",
-        json={"model": "nope", "messages": [{"role": "user", "content": "x"}]},
+    async for _chunk in stream:
+        pass
+    await strato.http.post(
+        "/v1/chat/completions", json={"model": "nope", "messages": [{"role": "user", "content": "x"}]}
     )
-    text = httpx.get(f"{gateway.url}/metrics").text
-    from prometheus_client.parser import text_string_to_metric_families
-
+    text = (await strato.http.get("/metrics")).text
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)
@@ -109,5 +128,5 @@ def test_metrics_in_prometheus_format(client: openai.OpenAI, gateway: GatewayPro
     assert samples[("strato_time_to_first_token_seconds_count", (("model", CHAT_MODEL),))] >= 1
 
 
-def test_healthz(gateway: GatewayProcess) -> None:
-    assert httpx.get(f"{gateway.url}/healthz").json() == {"status": "ok"}
+async def test_healthz(strato: InProcess) -> None:
+    assert (await strato.http.get("/healthz")).json() == {"status": "ok"}

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 
 from tests.conftest import ADMIN_KEY, CHAT_MODEL, NARROW_MODEL
-from tests.support.gateway import GatewayProcess
+from tests.support.inprocess import InProcess
 from tests.support.lora import write_lora
 
 PERSON = {
@@ -25,8 +25,8 @@ SYSTEM = (
 )
 
 
-def test_json_schema_response_format(client: openai.OpenAI) -> None:
-    response = client.chat.completions.create(
+async def test_json_schema_response_format(strato: InProcess) -> None:
+    response = await strato.sdk().chat.completions.create(
         model=CHAT_MODEL,
         messages=[{"role": "user", "content": "Invent a person."}],
         response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON}},
@@ -37,8 +37,9 @@ def test_json_schema_response_format(client: openai.OpenAI) -> None:
     assert isinstance(data["name"], str) and isinstance(data["age"], int)
 
 
-def test_logprobs_in_chat_and_completions(client: openai.OpenAI) -> None:
-    chat = client.chat.completions.create(
+async def test_logprobs_in_chat_and_completions(strato: InProcess) -> None:
+    client = strato.sdk()
+    chat = await client.chat.completions.create(
         model=CHAT_MODEL,
         messages=[{"role": "user", "content": "What is 2+2?"}],
         temperature=0,
@@ -52,7 +53,7 @@ def test_logprobs_in_chat_and_completions(client: openai.OpenAI) -> None:
     assert "".join(t.token for t in content) == chat.choices[0].message.content
     assert all(len(t.top_logprobs) == 2 and t.logprob <= 0 for t in content)
 
-    streamed = client.chat.completions.create(
+    streamed = await client.chat.completions.create(
         model=CHAT_MODEL,
         messages=[{"role": "user", "content": "What is 2+2?"}],
         temperature=0,
@@ -62,14 +63,14 @@ def test_logprobs_in_chat_and_completions(client: openai.OpenAI) -> None:
     )
     tokens = [
         t.token
-        for c in streamed
+        async for c in streamed
         for ch in c.choices
         if ch.logprobs and ch.logprobs.content
         for t in ch.logprobs.content
     ]
     assert "".join(tokens) == chat.choices[0].message.content
 
-    legacy = client.completions.create(
+    legacy = await client.completions.create(
         model=CHAT_MODEL, prompt="One, two,", max_tokens=4, temperature=0, logprobs=2
     )
     logprobs = legacy.choices[0].logprobs
@@ -78,31 +79,40 @@ def test_logprobs_in_chat_and_completions(client: openai.OpenAI) -> None:
     assert all(len(top) == 2 for top in logprobs.top_logprobs)
 
 
-def test_prefix_cache_hits_are_reported(client: openai.OpenAI, gateway: GatewayProcess) -> None:
-    def ask(question: str) -> openai.types.chat.ChatCompletion:
-        return client.chat.completions.create(
+async def test_prefix_cache_hits_are_reported(strato: InProcess) -> None:
+    async def ask(question: str) -> openai.types.chat.ChatCompletion:
+        return await strato.sdk().chat.completions.create(
             model=CHAT_MODEL,
             messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}],
             temperature=0,
             max_tokens=12,
         )
 
-    ask("When do you bake bread?")
-    second = ask("Are you open on Monday?")
+    await ask("When do you bake bread?")
+    second = await ask("Are you open on Monday?")
     assert second.usage is not None and second.usage.prompt_tokens_details is not None
     cached = second.usage.prompt_tokens_details.cached_tokens
     assert cached is not None and cached >= 40
-    trace = gateway.trace(second.id.removeprefix("chatcmpl-"))
+    trace = strato.trace(second.id.removeprefix("chatcmpl-"))
     assert trace.cached_tokens == cached
-    metrics = httpx.get(f"{gateway.url}/metrics").text
+    metrics = (await strato.http.get("/metrics")).text
     assert f'strato_prefix_cache_requests_total{{model="{CHAT_MODEL}",result="hit"}}' in metrics
     assert f'strato_tokens_total{{model="{CHAT_MODEL}",type="cached"}}' in metrics
     assert f'strato_engine_slots{{model="{CHAT_MODEL}",state="free"}}' in metrics
 
 
-async def test_a_full_queue_answers_429(gateway: GatewayProcess, async_client: openai.AsyncOpenAI) -> None:
+@pytest.fixture
+async def streaming_client(strato: InProcess) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The SDK over a transport that hands a stream over as the app sends it, and tells the app the
+    client has gone when one is closed early: httpx's own ASGI transport would return the first
+    long stream only once its story had ended and freed the slot."""
+    async with strato.streaming() as http:
+        yield strato.sdk(http=http)
+
+
+async def test_a_full_queue_answers_429(strato: InProcess, streaming_client: openai.AsyncOpenAI) -> None:
     async def long_stream() -> openai.AsyncStream[openai.types.chat.ChatCompletionChunk]:
-        return await async_client.chat.completions.create(
+        return await streaming_client.chat.completions.create(
             model=NARROW_MODEL,
             messages=[{"role": "user", "content": "Write a very long story."}],
             max_tokens=300,
@@ -114,13 +124,12 @@ async def test_a_full_queue_answers_429(gateway: GatewayProcess, async_client: o
     await anext(aiter(running))
     queued = await long_stream()  # waits in the queue (the one place there is)
     body = {"model": NARROW_MODEL, "messages": [{"role": "user", "content": "hi"}]}
-    async with httpx.AsyncClient() as http:
-        refused = await http.post(f"{gateway.url}/v1/chat/completions", json=body)
+    refused = await strato.http.post("/v1/chat/completions", json=body)
     assert refused.status_code == 429
     assert int(refused.headers["retry-after"]) >= 1
     assert refused.json()["error"]["code"] == "queue_full"
     with pytest.raises(openai.RateLimitError):
-        await async_client.chat.completions.create(
+        await streaming_client.chat.completions.create(
             model=NARROW_MODEL, messages=[{"role": "user", "content": "hi"}]
         )
     await running.close()
@@ -129,19 +138,18 @@ async def test_a_full_queue_answers_429(gateway: GatewayProcess, async_client: o
     assert received and received[-1].choices[0].finish_reason in {"stop", "length"}
 
 
-def test_attach_and_detach_a_lora_adapter_over_http(
-    client: openai.OpenAI, gateway: GatewayProcess, tmp_path: Path
-) -> None:
+async def test_attach_and_detach_a_lora_adapter_over_http(strato: InProcess, tmp_path: Path) -> None:
+    client = strato.sdk()
     adapter = write_lora(tmp_path / "tuned.gguf")
     spec = {"name": "smollm2-tuned", "provider": "llama_cpp", "base": CHAT_MODEL, "adapter": str(adapter)}
-    assert httpx.post(f"{gateway.url}/admin/models", json=spec).status_code == 403
+    assert (await strato.http.post("/admin/models", json=spec)).status_code == 403
     headers = {"authorization": f"Bearer {ADMIN_KEY}"}
-    added = httpx.post(f"{gateway.url}/admin/models", json=spec, headers=headers)
+    added = await strato.http.post("/admin/models", json=spec, headers=headers)
     assert added.status_code == 201, added.text
-    assert "smollm2-tuned" in {m.id for m in client.models.list()}
+    assert "smollm2-tuned" in {m.id async for m in client.models.list()}
 
-    def answer(model: str) -> str:
-        response = client.chat.completions.create(
+    async def answer(model: str) -> str:
+        response = await client.chat.completions.create(
             model=model,
             messages=[{"role": "user", "content": "What is the capital of France?"}],
             temperature=0,
@@ -149,29 +157,27 @@ def test_attach_and_detach_a_lora_adapter_over_http(
         )
         return response.choices[0].message.content or ""
 
-    assert answer("smollm2-tuned") != answer(CHAT_MODEL)
-    bad = httpx.post(
-        f"{gateway.url}/admin/models", json={**spec, "name": "x", "base": "nope"}, headers=headers
-    )
+    assert await answer("smollm2-tuned") != await answer(CHAT_MODEL)
+    bad = await strato.http.post("/admin/models", json={**spec, "name": "x", "base": "nope"}, headers=headers)
     assert bad.status_code == 400 and "nope" in bad.json()["error"]["message"]
-    removed = httpx.delete(f"{gateway.url}/admin/models/smollm2-tuned", headers=headers)
+    removed = await strato.http.delete("/admin/models/smollm2-tuned", headers=headers)
     assert removed.status_code == 200
     with pytest.raises(openai.NotFoundError):
-        answer("smollm2-tuned")
+        await answer("smollm2-tuned")
 
 
-def test_prompt_lookup_decoding_is_on_and_counted(client: openai.OpenAI, gateway: GatewayProcess) -> None:
+async def test_prompt_lookup_decoding_is_on_and_counted(strato: InProcess) -> None:
     sentence = "The bakery opens at seven, closes at six, and sells rye bread on Saturdays only."
-    stream = client.chat.completions.create(
+    stream = await strato.sdk().chat.completions.create(
         model=CHAT_MODEL,
         messages=[{"role": "user", "content": f"Repeat this sentence exactly:\n\n{sentence}"}],
         temperature=0,
         max_tokens=40,
         stream=True,
     )
-    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    text = "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
     assert "rye bread" in text
-    metrics = httpx.get(f"{gateway.url}/metrics").text
+    metrics = (await strato.http.get("/metrics")).text
     counts = {
         result: float(line.rsplit(" ", 1)[1])
         for line in metrics.splitlines()

@@ -49,8 +49,7 @@ async def test_a_prompt_injection_is_blocked_with_the_guards_code(
         await chat(sdk, ATTACK)
     assert caught.value.code == "guard_blocked:injection"
     assert len(upstream.requests) == before  # the model never saw it
-    trace = gateway.stored(caught.value.response.headers["x-strato-trace-id"])
-    assert trace is not None
+    trace = gateway.trace(caught.value.response.headers["x-strato-trace-id"])
     [decision] = trace.request["guards"]
     assert decision["guard"] == "injection" and decision["findings"][0]["type"] == "PROMPT_INJECTION"
 
@@ -102,8 +101,7 @@ async def test_a_model_can_flag_instead_of_block(gateway: InProcess, sdk: openai
         model="lenient", messages=[{"role": "user", "content": ATTACK}]
     )
     assert raw.parse().choices[0].message.content == f"echo: {ATTACK}"
-    trace = gateway.stored(raw.headers["x-strato-trace-id"])
-    assert trace is not None
+    trace = gateway.trace(raw.headers["x-strato-trace-id"])
     assert trace.request["guards"][0]["action"] == "flag"
 
 
@@ -115,8 +113,7 @@ async def test_a_secret_is_redacted_before_the_model_and_restored_for_the_caller
     )
     assert raw.parse().choices[0].message.content == f"echo: why does {AWS_KEY} not work?"
     assert upstream.requests[-1]["messages"][-1]["content"] == "why does <SECRET_AWS_KEY_1> not work?"
-    trace = gateway.stored(raw.headers["x-strato-trace-id"])
-    assert trace is not None
+    trace = gateway.trace(raw.headers["x-strato-trace-id"])
     assert AWS_KEY not in str(trace.request)
 
 
@@ -133,8 +130,7 @@ async def test_an_anomalous_answer_is_flagged_on_its_trace(
         model="echo", messages=[{"role": "user", "content": "ha " * 40}]
     )
     assert raw.parse().choices[0].message.content == "echo: " + "ha " * 40
-    trace = gateway.stored(raw.headers["x-strato-trace-id"])
-    assert trace is not None
+    trace = gateway.trace(raw.headers["x-strato-trace-id"])
     [decision] = [d for d in trace.request["guards"] if d["direction"] == "output"]
     assert decision["action"] == "flag" and decision["findings"][0]["type"] == "REPEATED_TOKEN"
 
@@ -145,8 +141,7 @@ async def test_a_streamed_answer_is_checked_when_it_ends(gateway: InProcess, sdk
     )
     text = "".join([c.choices[0].delta.content or "" async for c in stream.parse() if c.choices])
     assert text == "echo: you are a fucking idiot"  # flagged, not changed: it was already sent
-    trace = gateway.stored(stream.headers["x-strato-trace-id"])
-    assert trace is not None
+    trace = gateway.trace(stream.headers["x-strato-trace-id"])
     [decision] = [d for d in trace.request["guards"] if d["direction"] == "output"]
     assert decision["findings"][0]["type"] == "PROFANITY"
 

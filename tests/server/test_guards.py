@@ -86,8 +86,7 @@ async def test_the_model_sees_placeholders_and_the_caller_its_own_values(
     assert (
         upstream.requests[-1]["messages"][-1]["content"] == "I am <EMAIL_ADDRESS_1>, again <EMAIL_ADDRESS_1>"
     )
-    trace = guarded.stored(raw.headers["x-strato-trace-id"])
-    assert trace is not None
+    trace = guarded.trace(raw.headers["x-strato-trace-id"])
     assert "ann@example.com" not in str(trace.request) and "ann@example.com" not in str(trace.completion)
     [decision] = trace.request["guards"]
     assert decision["action"] == "redact" and decision["findings"][0]["type"] == "EMAIL_ADDRESS"
@@ -108,8 +107,7 @@ async def test_a_blocked_entity_is_refused_with_the_guards_code(guarded: InProce
             model="echo", messages=[{"role": "user", "content": "card 4111 1111 1111 1111"}]
         )
     assert caught.value.code == "guard_blocked:pii"
-    trace = guarded.stored(caught.value.response.headers["x-strato-trace-id"])
-    assert trace is not None
+    trace = guarded.trace(caught.value.response.headers["x-strato-trace-id"])
     assert trace.status == 400 and trace.error_code == "guard_blocked:pii"
     assert trace.request["guards"][0]["findings"][0]["type"] == "CREDIT_CARD"
 

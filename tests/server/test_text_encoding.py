@@ -48,8 +48,8 @@ async def test_without_a_key_it_is_refused_too_and_later_requests_are_stored(ser
         model="echo", messages=[{"role": "user", "content": "hello"}]
     )
     trace_id = answer.headers["x-strato-trace-id"]
-    stored = served.stored(trace_id)
-    assert stored is not None and stored.completion == "echo: hello"
+    stored = served.trace(trace_id)
+    assert stored.completion == "echo: hello"
     assert served.gateway.recorder.dropped == 0
 
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import openai
@@ -18,6 +18,7 @@ from strato.config import Settings
 from strato.gateway import Gateway
 from strato.runtime import Runtime, build_runtime
 from strato.server.app import create_app
+from strato.server.inprocess import transport
 from strato.types import Trace
 
 BASE_URL = "http://strato.test"
@@ -39,10 +40,18 @@ class InProcess:
         transport = httpx.ASGITransport(app=self.app, client=(address, 40000))
         return httpx.AsyncClient(transport=transport, base_url=BASE_URL, timeout=60)
 
-    def sdk(self, api_key: str = "unused") -> openai.AsyncOpenAI:
-        """The official client, over the same in-process transport."""
+    def streaming(self) -> httpx.AsyncClient:
+        """Another client of the same app whose streamed responses arrive as the app sends them, and
+        closing one early is a disconnect (`strato.server.inprocess.transport`; the default client's
+        ASGI transport hands a response over only once the app has finished). Close it when done."""
+        return httpx.AsyncClient(transport=transport(self.app, httpx), base_url=BASE_URL, timeout=60)
+
+    def sdk(self, api_key: str = "unused", http: httpx.AsyncClient | None = None) -> openai.AsyncOpenAI:
+        """The official client, over the same in-process transport (or `http`'s). Do not close it:
+        that closes the HTTP client it shares."""
+        client = cast(Any, http or self.http)  # the SDK takes an httpx client too, though typed for httpx2's
         return openai.AsyncOpenAI(
-            base_url=f"{BASE_URL}/v1", api_key=api_key, http_client=self.http, max_retries=0
+            base_url=f"{BASE_URL}/v1", api_key=api_key, http_client=client, max_retries=0
         )
 
     def stored(self, trace_id: str) -> Trace | None:
@@ -55,6 +64,14 @@ class InProcess:
         found = self.stored(trace_id)
         assert found is not None, f"trace {trace_id} was not stored"
         return found
+
+    async def failing_chat(self, model: str, status: int, *, stream: bool) -> tuple[httpx.Response, Trace]:
+        """Post a one-message chat that must fail with `status`: the response and its stored trace
+        (`GatewayProcess.failing_chat`'s twin)."""
+        body = {"model": model, "messages": [{"role": "user", "content": "x"}], "stream": stream}
+        response = await self.http.post("/v1/chat/completions", json=body)
+        assert response.status_code == status, response.text
+        return response, self.trace(response.headers["x-strato-trace-id"])
 
 
 @asynccontextmanager

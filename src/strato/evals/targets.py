@@ -153,12 +153,22 @@ class HTTPTarget:
     trace id comes from `x-strato-trace-id` and its cost from `GET /v1/traces/{id}` (strato writes
     traces in batches, so that waits up to `TRACE_WAIT` seconds); any other server gives no cost."""
 
-    def __init__(self, base_url: str, api_key: str | None = None, *, timeout: float = 600.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 600.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """`transport`: how requests reach `base_url` (httpx's default: over the network)."""
         root = base_url.rstrip("/")
         self.base_url = root.removesuffix("/v1")
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         headers["x-strato-cache"] = "off"  # strato's opt-out of its answer cache; others ignore it
-        self.client = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout)
+        self.client = httpx.AsyncClient(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
         self._traces_readable = True  # cleared when the server refuses this key its traces
 
     async def check_model(self, model: str) -> None:
