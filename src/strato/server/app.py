@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from strato import __version__
 from strato.runtime import Runtime
@@ -21,6 +22,8 @@ from strato.server.openapi import install_openapi
 from strato.server.routes import model_router, router
 from strato.server.traces import router as traces_router
 
+NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
 
 def create_app(runtime: Runtime) -> FastAPI:
     """An ASGI app serving `runtime`'s gateway. The app closes the runtime when it shuts down, which
@@ -33,7 +36,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         await runtime.aclose()
 
     settings = runtime.settings
-    app = FastAPI(title="strato", version=__version__, lifespan=lifespan)
+    # strato traces every request itself (spans, OTLP export: `strato.observe`). FastAPI's own
+    # telemetry would add a second, unlinked span per request once a global OpenTelemetry provider
+    # is set, and checks three providers on every request even when none is (3% of a request's CPU).
+    app = FastAPI(title="strato", version=__version__, lifespan=lifespan, telemetry=NO_FASTAPI_TELEMETRY)
     app.state.runtime = runtime  # what every route uses: `server.services.services(request)`
     app.include_router(model_router)
     app.include_router(router)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
+
 from strato.jsontext import dumps
 
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -36,7 +38,12 @@ def storable_json(value: Any) -> str:
     """`value` as JSON text (non-ASCII kept as is, `strato.jsontext`) that every database accepts.
     NUL is written escaped; a lone surrogate inside a string becomes the escaped six characters, so
     it reads back as that text rather than as a character no encoder takes."""
-    encoded = dumps(value)
+    try:
+        # JSON escapes NUL like every control character, and orjson refuses lone surrogates: its
+        # text never needs the search below (a trace's spans are kilobytes, written for every request).
+        return orjson.dumps(value).decode()
+    except TypeError:
+        encoded = dumps(value)  # json, which writes a lone surrogate as it is
     if UNSTORABLE.search(encoded) is None:
         return encoded
     return UNSTORABLE.sub(lambda found: "\\" + _escape(found), encoded)
