@@ -57,10 +57,11 @@ def group(name: str, deployments: list[Any], **options: Any) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def hanging(call: Awaitable[Any]) -> AsyncIterator[None]:
-    """A request left in flight (on a deployment that never answers) while the block runs."""
+async def hanging(call: Awaitable[Any], upstream: Upstream) -> AsyncIterator[None]:
+    """A request left in flight (on a deployment of `upstream` that never answers) while the block
+    runs: the block starts once the request has reached the upstream."""
     task = asyncio.ensure_future(call)
-    await asyncio.sleep(0.3)
+    assert await asyncio.to_thread(upstream.wait_for_calls, 1), "the request never reached the upstream"
     try:
         yield
     finally:
@@ -105,7 +106,7 @@ async def test_least_busy_and_cost_strategies(tables: Tables, upstreams: list[Up
         ),
     )
     notes = collect()
-    async with hanging(table.generator("cheap").generate(ask("cheap"))):  # cheapest: slow
+    async with hanging(table.generator("cheap").generate(ask("cheap")), two):  # cheapest: slow
         assert two.calls == 1
         # One request is in flight on `slow`, none on `a`: least_busy sends the next ones to `a`.
         for _ in range(5):
@@ -206,8 +207,9 @@ async def test_circuit_opens_then_a_probe_closes_it(tables: Tables, upstreams: l
     assert {a.deployment for a in notes.attempts} == {"b"}
     assert table.shared.state(HealthBoard)["a"].state == "open"
     one.down = False
-    await asyncio.sleep(0.6)
-    assert table.shared.state(HealthBoard)["a"].state == "half_open"
+    health = table.shared.state(HealthBoard)["a"]
+    health.clock = lambda: time.monotonic() + 0.6  # the 0.5 s cooldown is over, without waiting it out
+    assert health.state == "half_open"
     for _ in range(10):  # a probe gets through and succeeds: back in
         await routed.generate(ask())
         if table.shared.state(HealthBoard)["a"].state == "closed":
@@ -318,7 +320,7 @@ async def test_a_deployment_at_its_concurrency_cap_is_skipped(
             retries=0,
         ),
     )
-    async with hanging(table.generator("g").generate(ask())):  # cheapest: `slow`
+    async with hanging(table.generator("g").generate(ask()), one):  # cheapest: `slow`
         notes = collect()
         for _ in range(3):  # `slow` is at its cap, so the dearer `a` serves
             await table.generator("g").generate(ask())

@@ -67,6 +67,7 @@ class LocalServer:
 class Upstream(LocalServer):
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.arrived = threading.Condition()  # notified as each request is read
         self.down = False
         self._busy_done = False
         self.headers: list[dict[str, str]] = []
@@ -84,9 +85,16 @@ class Upstream(LocalServer):
 
     async def _read(self, request: Request) -> dict[str, Any]:
         body: dict[str, Any] = await request.json()
-        self.requests.append(body)
-        self.headers.append(dict(request.headers))
+        with self.arrived:
+            self.requests.append(body)
+            self.headers.append(dict(request.headers))
+            self.arrived.notify_all()
         return body
+
+    def wait_for_calls(self, count: int, timeout: float = 10.0) -> bool:
+        """Block until `count` requests have arrived (False if `timeout` seconds pass first)."""
+        with self.arrived:
+            return self.arrived.wait_for(lambda: len(self.requests) >= count, timeout)
 
     async def _chat(self, request: Request) -> Response:
         body = await self._read(request)
