@@ -9,6 +9,7 @@
 - `stall`: streams its first chunk, then nothing more for a minute
 - `busy-once`: the first request gets 429 with `retry-after: 1`, later ones the `echo` answer
 - `garbage`: a 200 whose body is not JSON (streamed: an event whose data is not JSON)
+- `cookie`: the `echo` answer with a `Set-Cookie` header, as vendors' load balancers send
 
 Asked for `logprobs`, `echo` answers with log probabilities in OpenAI's chat or completions shape:
 each word is a token with logprob -0.5 and `top_logprobs` alternatives.
@@ -154,6 +155,23 @@ class Upstream(LocalServer):
             return Response("<html>this is not JSON", media_type="application/json")
         words = text.split(" ")
         usage = {"prompt_tokens": 7, "completion_tokens": len(words), "total_tokens": 7 + len(words)}
+        if behaviour == "cookie":
+            return JSONResponse(
+                {
+                    "id": "up-1",
+                    "object": "x",
+                    "model": behaviour,
+                    "usage": usage,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": text},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                },
+                headers={"set-cookie": f"upstream_session=for-{len(self.requests)}; Path=/"},
+            )
         if not body.get("stream"):
             choice: dict[str, Any] = (
                 {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}

@@ -139,6 +139,9 @@ class UpstreamClient:
                 headers=self._headers,
                 timeout=self._timeout,
                 connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+                # One session serves every caller of the model: a cookie the upstream sets in one
+                # caller's answer must not go out with the next caller's request.
+                cookie_jar=aiohttp.DummyCookieJar(),
                 read_bufsize=2**20,  # one SSE line (an event with logprobs) may be long
                 raise_for_status=False,
                 json_serialize=dumps,  # request bodies with orjson
