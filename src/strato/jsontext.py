@@ -14,4 +14,10 @@ def dumps(value: Any) -> str:
     try:
         return orjson.dumps(value).decode()
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(value, ensure_ascii=False)
+        return refused(value)
+
+
+def refused(value: Any) -> str:
+    """`dumps` of a value orjson refuses, by json. Unlike orjson's, this text may hold a lone
+    surrogate as it is."""
+    return json.dumps(value, ensure_ascii=False)

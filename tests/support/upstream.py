@@ -155,23 +155,6 @@ class Upstream(LocalServer):
             return Response("<html>this is not JSON", media_type="application/json")
         words = text.split(" ")
         usage = {"prompt_tokens": 7, "completion_tokens": len(words), "total_tokens": 7 + len(words)}
-        if behaviour == "cookie":
-            return JSONResponse(
-                {
-                    "id": "up-1",
-                    "object": "x",
-                    "model": behaviour,
-                    "usage": usage,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": text},
-                            "finish_reason": "stop",
-                        }
-                    ],
-                },
-                headers={"set-cookie": f"upstream_session=for-{len(self.requests)}; Path=/"},
-            )
         if not body.get("stream"):
             choice: dict[str, Any] = (
                 {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
@@ -179,8 +162,10 @@ class Upstream(LocalServer):
                 else {"index": 0, "text": text, "finish_reason": "stop"}
             )
             choice["logprobs"] = _logprobs(body, _pieces(words), chat=chat)
+            cookie = f"upstream_session=for-{len(self.requests)}; Path=/"
             return JSONResponse(
-                {"id": "up-1", "object": "x", "model": behaviour, "choices": [choice], "usage": usage}
+                {"id": "up-1", "object": "x", "model": behaviour, "choices": [choice], "usage": usage},
+                headers={"set-cookie": cookie} if behaviour == "cookie" else None,
             )
         return StreamingResponse(self._stream(body, words, usage, chat=chat), media_type="text/event-stream")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from strato.jsontext import dumps
+from strato.jsontext import refused
 
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 SURROGATE = re.compile("[\ud800-\udfff]")
@@ -43,7 +43,7 @@ def storable_json(value: Any) -> str:
         # text never needs the search below (a trace's spans are kilobytes, written for every request).
         return orjson.dumps(value).decode()
     except TypeError:
-        encoded = dumps(value)  # json, which writes a lone surrogate as it is
+        encoded = refused(value)
     if UNSTORABLE.search(encoded) is None:
         return encoded
     return UNSTORABLE.sub(lambda found: "\\" + _escape(found), encoded)
