@@ -13,6 +13,7 @@ from strato import __version__
 from strato.runtime import Runtime
 from strato.server.admin import AdminGuardMiddleware
 from strato.server.admin import router as admin_router
+from strato.server.dispatch import ModelRouteDispatch
 from strato.server.errors import install_error_handlers
 from strato.server.feedback import router as feedback_router
 from strato.server.guards import router as guards_router
@@ -53,6 +54,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(AdminGuardMiddleware)
     app.add_middleware(UnicodeBodyMiddleware)
     server = settings.server
-    app.add_middleware(BodyLimitMiddleware, limit=server.max_body_bytes, timeout=server.body_timeout_seconds)
+    limit, timeout = server.max_body_bytes, server.body_timeout_seconds
+    app.add_middleware(BodyLimitMiddleware, limit=limit, timeout=timeout)
     app.add_middleware(TraceContextMiddleware)
+    # Outermost: the model routes' requests take their own short way to their endpoints.
+    app.add_middleware(ModelRouteDispatch, routes=model_router.routes, limit=limit, timeout=timeout)
     return app

@@ -97,39 +97,42 @@ def allowed_methods(request: Request) -> list[str]:
     ]
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(StratoError)
-    async def _strato_error(request: Request, exc: StratoError) -> JSONResponse:
+async def error_answer(request: Request, exc: Exception) -> JSONResponse:
+    """The answer to a failure while a route handled `request`, in OpenAI's format; a request
+    refused before the gateway saw it is traced. What every route's failures go through: FastAPI's
+    exception handlers (`install_error_handlers`) and the model routes' own dispatch
+    (`server.dispatch`)."""
+    if isinstance(exc, StratoError):
         await _record(request, exc)
         return error_response(exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    if isinstance(exc, RequestValidationError):
         error = validation_error(exc)
         await _record(request, error)
         return error_response(error)
+    if isinstance(exc, HTTPException):
+        return await _http_error(request, exc)
+    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    internal = InternalError("internal error; the server log has the details")
+    await _record(request, internal)
+    return error_response(internal)
 
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        if exc.status_code == 400 and exc.detail == UNDECODABLE_BODY:  # FastAPI's word for bad bytes
-            unreadable = await _unreadable(request)
-            await _record(request, unreadable)
-            return error_response(unreadable)
-        headers = dict(exc.headers or {})
-        error = StratoError(str(exc.detail))
-        error.status, error.type = exc.status_code, "invalid_request_error"
-        error.code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-        if exc.status_code == 405:
-            allowed = allowed_methods(request)
-            headers["Allow"] = ", ".join(allowed)
-            error.message = (
-                f"{request.method} is not allowed on {request.url.path}; use {' or '.join(allowed)}."
-            )
-        return error_response(error, headers=headers)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s", request.url.path)
-        error = InternalError("internal error; the server log has the details")
-        await _record(request, error)
-        return error_response(error)
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    if exc.status_code == 400 and exc.detail == UNDECODABLE_BODY:  # FastAPI's word for bad bytes
+        unreadable = await _unreadable(request)
+        await _record(request, unreadable)
+        return error_response(unreadable)
+    headers = dict(exc.headers or {})
+    error = StratoError(str(exc.detail))
+    error.status, error.type = exc.status_code, "invalid_request_error"
+    error.code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+    if exc.status_code == 405:
+        allowed = allowed_methods(request)
+        headers["Allow"] = ", ".join(allowed)
+        error.message = f"{request.method} is not allowed on {request.url.path}; use {' or '.join(allowed)}."
+    return error_response(error, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    for kind in (StratoError, RequestValidationError, HTTPException, Exception):
+        app.add_exception_handler(kind, error_answer)
