@@ -32,6 +32,7 @@ from strato.observe.recorder import TraceRecorder
 from strato.providers.registry import ModelTable, build_models
 from strato.store.database import open_database
 from strato.store.sql import SQLStore
+from strato.tune.registry import TunedModels
 from strato.types import Price
 
 
@@ -104,6 +105,7 @@ def build_runtime(
     try:
         local_price = Price(settings.engine.input_cost, settings.engine.output_cost)
         models = build_models(settings.models, settings.engine.memory_budget_mb, local_price)
+        TunedModels(engine).serve(models)
         cache = open_answer_cache(settings.cache, store.data_dir.expanduser(), models, clock)
         keys = KeyStore(engine) if settings.server.admin_keys() else None
         if keys is not None:

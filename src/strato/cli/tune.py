@@ -3,6 +3,7 @@ worker process), and list or show the jobs."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import asdict
 from datetime import datetime
@@ -14,14 +15,21 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
+from sqlalchemy import Engine
 
 from strato.cli.options import ConfigOption, dataset_ref
 from strato.config import Settings, describe_validation_error, load_settings
 from strato.errors import StratoError
 from strato.evals.datasets import DatasetStore
+from strato.evals.runs import RunStore
+from strato.evals.targets import GatewayTarget
+from strato.runtime import build_runtime
+from strato.store.database import open_database
 from strato.tune.examples import examples_from_cases, local_base, split
+from strato.tune.gate import SCORER, Verdict, run_gate
 from strato.tune.jobs import Job, TuneJobs
 from strato.tune.options import TuneOptions
+from strato.tune.registry import TunedModel, TunedModels
 
 app = typer.Typer(
     rich_markup_mode="markdown",
@@ -111,10 +119,17 @@ def run(
         _refuse(str(exc))
     except ValidationError as exc:  # an option out of its range
         _refuse(describe_validation_error(exc))
-    _train(jobs, job)
+    database = open_database(settings.store.resolved_url())
+    try:
+        ended = _train(jobs, job, TunedModels(database))
+        if ended is not None:
+            _gate(settings, database, jobs, ended)
+    finally:
+        database.dispose()
 
 
-def _train(jobs: TuneJobs, job: Job) -> None:
+def _train(jobs: TuneJobs, job: Job, registry: TunedModels) -> Job | None:
+    """Run the job to its end; the finished job, registered (None when it stopped)."""
     console = Console(stderr=True)
     on = f"{job.dataset}:{job.version} ({job.train_size} examples)"
     console.print(f"{job.id}: {job.name} = {job.base} + LoRA, trained on {on}")
@@ -143,11 +158,13 @@ def _train(jobs: TuneJobs, job: Job) -> None:
     if ended.status == "finished":
         console.print(f"{ended.id}: finished, step {ended.step}/{ended.steps}, loss {ended.loss:.4f}")
         console.print(f"adapter: {ended.adapter}")
+        registry.register(ended)
         console.print(
-            f"serve it: add to `models:` {{name: {ended.name}, provider: llama_cpp, base: {ended.base}, "
-            f"adapter: {ended.adapter}}}"
+            f"registered: `{ended.name}` is served by gateways on this store from their next start "
+            f"(on a running one now: POST /admin/models {{name: {ended.name}, provider: llama_cpp, "
+            f"base: {ended.base}, adapter: ...}})"
         )
-        return
+        return ended
     if ended.status == "stopped":
         console.print(f"{ended.id}: stopped at step {ended.step}/{ended.steps} (--max-minutes)")
         console.print(f"resume with `strato tune run --resume {ended.id}`")
@@ -155,38 +172,83 @@ def _train(jobs: TuneJobs, job: Job) -> None:
     _refuse(f"{ended.id} {ended.status}: {ended.error}; `strato tune run --resume {ended.id}` carries on")
 
 
+def _gate(settings: Settings, database: Engine, jobs: TuneJobs, job: Job) -> None:
+    """The evaluation gate on the job's held-out cases, in this process; the verdict is stored."""
+    console = Console(stderr=True)
+    held = jobs.examples(job, "held_out")
+    store = DatasetStore(database)
+    cases = [c for c in store.get(job.dataset, job.version)[1] if c.position in set(job.held_out)]
+    console.print(f"gate: {job.base} and {job.name} answer the {len(held)} held-out cases")
+    runtime = build_runtime(settings, database)  # serves the model just registered
+    target = GatewayTarget(runtime.gateway, settings.server.master_key, owner=runtime)
+
+    async def gated() -> Verdict:
+        try:
+            return await run_gate(target, RunStore(database), job, cases)
+        finally:
+            await target.aclose()
+
+    verdict = asyncio.run(gated())
+    TunedModels(database).judged(job.name, verdict.stage, verdict.as_dict())
+    if verdict.base is not None and verdict.tuned is not None:
+        console.print(
+            f"{SCORER}: {job.base} {verdict.base:.3f}, {job.name} {verdict.tuned:.3f} ({verdict.cases} cases)"
+        )
+    console.print(f"{job.name}: {verdict.stage} ({verdict.reason})")
+    if verdict.base_run:
+        console.print(f"compare again: strato eval compare {verdict.base_run} {verdict.tuned_run}")
+
+
+def _registered(settings: Settings) -> dict[str, TunedModel]:
+    database = open_database(settings.store.resolved_url())
+    try:
+        return {m.job_id: m for m in TunedModels(database).all()}
+    finally:
+        database.dispose()
+
+
 @app.command("list")
 def list_jobs(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, one object a line.")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Every fine-tuning job, oldest first."""
-    jobs = _jobs(load_settings(config)).all()
+    """Every fine-tuning job, oldest first, with its model's stage once registered (trained, then
+    candidate or rejected by the evaluation gate)."""
+    settings = load_settings(config)
+    jobs, registered = _jobs(settings).all(), _registered(settings)
     if as_json:
         for job in jobs:
-            typer.echo(json.dumps(asdict(job)))
+            model = registered.get(job.id)
+            typer.echo(json.dumps({**asdict(job), "model": None if model is None else asdict(model)}))
         return
-    table = Table(Column("job", no_wrap=True), "model", "data set", "status", "step", "loss", "created")
+    table = Table(
+        Column("job", no_wrap=True), "model", "base", "data set", "status", "step", "loss", "created"
+    )
     for job in jobs:
+        model = registered.get(job.id)
         table.add_row(
             job.id,
-            f"{job.name} ({job.base})",
+            job.name,
+            job.base,
             f"{job.dataset}:{job.version}",
-            job.status,
+            job.status if model is None else model.stage,  # a registered model's: trained, candidate, ...
             f"{job.step}/{job.steps or '?'}",
-            "-" if job.loss is None else f"{job.loss:.4f}",
-            datetime.fromtimestamp(job.created_at).strftime("%Y-%m-%d %H:%M"),
+            "-" if job.loss is None else f"{job.loss:.3f}",
+            datetime.fromtimestamp(job.created_at).strftime("%m-%d %H:%M"),
         )
     Console().print(table)
 
 
 @app.command("show")
 def show(job_id: Annotated[str, typer.Argument(help="The job's id.")], config: ConfigOption = None) -> None:
-    """One job as JSON: what it was asked, how far it got, where its adapter is."""
+    """One job as JSON: what it was asked, how far it got, where its adapter is, and its model as
+    registered, with the evaluation gate's verdict."""
+    settings = load_settings(config)
     try:
-        job = _jobs(load_settings(config)).get(job_id)
+        job = _jobs(settings).get(job_id)
     except StratoError as exc:
         _refuse(str(exc))
-    typer.echo(json.dumps(asdict(job), indent=2))
+    model = _registered(settings).get(job.id)
+    typer.echo(json.dumps({**asdict(job), "model": None if model is None else asdict(model)}, indent=2))
     if job.adapter and not Path(job.adapter).exists():
         typer.echo(f"strato: warning: the adapter file {job.adapter} is gone", err=True)

@@ -449,6 +449,25 @@ MIGRATIONS: list[tuple[str, list[Statement]]] = [
             {"postgresql": KEY_USAGE_FROM_JOURNAL},
         ],
     ),
+    (
+        # Fine-tuned models (strato.tune.registry): LoRA adapters served on their bases.
+        "0016_tuned_models",
+        [
+            """
+            CREATE TABLE tuned_models (
+                name VARCHAR(256) PRIMARY KEY,
+                base VARCHAR(256) NOT NULL,
+                adapter TEXT NOT NULL,
+                job_id VARCHAR(64) NOT NULL,
+                dataset VARCHAR(128) NOT NULL,
+                version INTEGER NOT NULL,
+                stage VARCHAR(16) NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                gate TEXT
+            )
+            """,
+        ],
+    ),
 ]
 
 

@@ -162,3 +162,19 @@ spend_ledger = Table(
     Column("expires_at", Float),  # holds: when a hold that never settled stops counting
     Column("process", String(32)),  # holds: the gateway process that made it
 )
+
+# Fine-tuned models (migration 0016): each a LoRA adapter on a configured local base, served
+# under its name from start-up on.
+tuned_models = Table(
+    "tuned_models",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("base", String(256), nullable=False),
+    Column("adapter", Text, nullable=False),  # the GGUF adapter file
+    Column("job_id", String(64), nullable=False),
+    Column("dataset", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("stage", String(16), nullable=False),  # trained, candidate, rejected
+    Column("created_at", Float, nullable=False),
+    Column("gate", Text),  # the evaluation gate's result, JSON
+)
