@@ -32,7 +32,9 @@ from strato.observe.recorder import TraceRecorder
 from strato.providers.registry import ModelTable, build_models
 from strato.store.database import open_database
 from strato.store.sql import SQLStore
+from strato.tune.jobs import TuneJobs
 from strato.tune.registry import TunedModels
+from strato.tune.service import TuneService
 from strato.types import Price
 
 
@@ -57,6 +59,7 @@ class Runtime:
     gateway: Gateway
     datasets: DatasetStore
     runs: RunStore
+    tune: TuneService
     owned: bool = True
     started: int = field(default_factory=lambda: int(time.time()))
 
@@ -78,6 +81,7 @@ class Runtime:
             await self.models.aclose()
             await self.cache.aclose()
         finally:
+            self.tune.close()  # a running fine-tuning job stops, resumable
             self.guards.close()
             self.auth.close()  # waits for settlements still running, then the spend journal
             if self.watch is not None:
@@ -124,6 +128,9 @@ def build_runtime(
     gateway = Gateway(
         models, recorder, metrics, cache, auth, guards, audit, watch, otel, settings.observe.durable
     )
+    datasets, runs = DatasetStore(engine), RunStore(engine)
+    jobs = TuneJobs(store.data_dir.expanduser() / "tune")
+    tune = TuneService(settings, jobs, datasets, TunedModels(engine), runs, gateway)
     return Runtime(
         settings,
         engine,
@@ -139,8 +146,9 @@ def build_runtime(
         watch,
         otel,
         gateway,
-        DatasetStore(engine),
-        RunStore(engine),
+        datasets,
+        runs,
+        tune,
         owned,
     )
 

@@ -22,6 +22,7 @@ from strato.server.middleware import BodyLimitMiddleware, TraceContextMiddleware
 from strato.server.openapi import install_openapi
 from strato.server.routes import model_router, router
 from strato.server.traces import router as traces_router
+from strato.server.tune import router as tune_router
 
 NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
@@ -49,6 +50,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(guards_router)
     app.include_router(traces_router)
     app.include_router(feedback_router)
+    app.include_router(tune_router)
     install_error_handlers(app)
     install_openapi(app, settings)
     app.add_middleware(AdminGuardMiddleware)

@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import queue
 import secrets
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -120,9 +121,15 @@ class TuneJobs:
             Example(r["position"], tuple(r["messages"]), r["answer"]) for r in rows if r["split"] == split
         ]
 
-    def run(self, job: Job, on_event: Callable[[dict[str, Any]], None] = lambda event: None) -> Job:
+    def run(
+        self,
+        job: Job,
+        on_event: Callable[[dict[str, Any]], None] = lambda event: None,
+        stop: threading.Event | None = None,
+    ) -> Job:
         """Train `job` (from its checkpoint, if it has one) in a worker process and wait for it,
-        passing the worker's progress to `on_event`. Returns the job as it ended."""
+        passing the worker's progress to `on_event`. Returns the job as it ended; with `stop` set,
+        as interrupted (resumable) within half a second."""
         if job.status == "finished":
             raise InvalidRequest(f"{job.id} has finished; its adapter is {job.adapter}")
         context = multiprocessing.get_context("spawn")
@@ -132,6 +139,10 @@ class TuneJobs:
         worker.start()
         try:
             while True:
+                if stop is not None and stop.is_set():
+                    worker.terminate()
+                    worker.join()
+                    return self._save(replace(job, status="interrupted", error="stopped before it finished"))
                 try:
                     event = events.get(timeout=POLL_SECONDS)
                 except queue.Empty:
