@@ -70,9 +70,9 @@ async def test_bad_requests_get_openai_errors(tmp_path: Path) -> None:
             "no data set 'nope'"
         )
         remote = await post({**ok, "base": "nope"})
-        assert remote.status_code == 400 and remote.json()["error"]["code"] == "unsuitable_base"
+        assert remote.status_code == 404 and remote.json()["error"]["code"] == "model_not_found"
         taken = await post({**ok, "name": "smollm2"})
-        assert taken.status_code == 400 and taken.json()["error"]["code"] == "model_name_taken"
+        assert taken.status_code == 409 and taken.json()["error"]["code"] == "model_name_taken"
         bad = await post({**ok, "options": {"learning_rate": 5}})
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "options.learning_rate"
         unknown = await served.http.get("/admin/tune/jobs/tune-00000000", headers=ADMIN)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from strato.config import Settings
+from strato.errors import ModelNotFound
 from strato.evals.types import Case
 from strato.tune.examples import UnsuitableBase, UnusableDataset, examples_from_cases, local_base, split
 
@@ -60,5 +61,5 @@ def test_the_base_must_be_a_local_model_that_is_not_a_lora() -> None:
         local_base(settings, "remote")
     with pytest.raises(UnsuitableBase, match="'lora' is a LoRA adapter on 'local'; tune 'local' instead"):
         local_base(settings, "lora")
-    with pytest.raises(UnsuitableBase, match="'nope' is not a configured model"):
+    with pytest.raises(ModelNotFound, match="'nope' is not a configured model"):
         local_base(settings, "nope")

@@ -4,9 +4,9 @@ list the jobs, show one. The job trains in a worker process while the gateway ke
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -53,7 +53,16 @@ class TuneJobList(BaseModel):
 
 
 @router.post(
-    "/jobs", status_code=201, response_model=TuneJobBody, responses=errors(*BODY_ERRORS, FORBIDDEN, 404, 500)
+    "/jobs",
+    status_code=201,
+    response_model=TuneJobBody,
+    responses=errors(
+        *BODY_ERRORS,
+        FORBIDDEN,
+        (404, "No data set, or no configured base model, of this name."),
+        (409, "A model or another job has this name (`model_name_taken`)."),
+        500,
+    ),
 )
 async def create_job(request: Request, body: TuneJobRequest) -> JSONResponse:
     """Queue a fine-tuning job; it starts when the one before it has finished."""
@@ -72,7 +81,11 @@ async def list_jobs(request: Request) -> JSONResponse:
     return JSONResponse({"object": "list", "data": await run_in_threadpool(listed)})
 
 
+# Shown, not enforced: any other id is a job that does not exist (404).
+JOB_ID = Path(json_schema_extra={"pattern": "^tune-[0-9a-f]{8}$"})
+
+
 @router.get("/jobs/{job_id}", response_model=TuneJobBody, responses=errors(FORBIDDEN, 404, 500))
-async def get_job(job_id: str, request: Request) -> JSONResponse:
+async def get_job(job_id: Annotated[str, JOB_ID], request: Request) -> JSONResponse:
     tune = (await admin_services(request)).tune
     return JSONResponse(await run_in_threadpool(lambda: tune.describe(tune.jobs.get(job_id))))

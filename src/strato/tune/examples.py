@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from strato.config import Settings
-from strato.errors import InvalidRequest
+from strato.errors import InvalidRequest, ModelNotFound
 from strato.evals.types import Case
 
 
@@ -81,10 +81,11 @@ def local_base(settings: Settings, name: str) -> Path:
 
     entry = next((m for m in settings.models if m.name == name), None)
     local = [m.name for m in settings.models if m.provider == "llama_cpp" and "base" not in m.options]
-    if entry is None or entry.provider != "llama_cpp":
-        what = "is not a configured model" if entry is None else f"is served by {entry.provider!r}"
-        choices = ", ".join(local) or "none is configured"
-        raise UnsuitableBase(f"base {name!r} {what}; fine-tuning needs a local llama.cpp model ({choices})")
+    wanted = f"fine-tuning needs a local llama.cpp model ({', '.join(local) or 'none is configured'})"
+    if entry is None:
+        raise ModelNotFound(f"base {name!r} is not a configured model; {wanted}")
+    if entry.provider != "llama_cpp":
+        raise UnsuitableBase(f"base {name!r} is served by {entry.provider!r}; {wanted}")
     options = entry.parse_options(LlamaCppOptions)
     if options.base is not None:
         raise UnsuitableBase(

@@ -36,7 +36,9 @@ class JobNotFound(StratoError):
     code = "tune_job_not_found"
 
 
-class NameTaken(InvalidRequest):
+class NameTaken(StratoError):
+    status = 409
+    type = "invalid_request_error"
     code = "model_name_taken"
 
 
