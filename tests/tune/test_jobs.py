@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +69,9 @@ async def test_the_engine_serves_the_adapter_with_what_it_learned(trained: Train
     assert sum(a == c for a, c in zip(base, codes, strict=True)) == 0, base
 
 
-def test_a_killed_job_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
-    jobs = TuneJobs(tmp_path)
-    options = TuneOptions(steps=3, batch_size=2, max_seq_len=64, checkpoint_every=1, held_out=0.0)
+def test_a_killed_or_stopped_job_resumes_from_its_last_checkpoint(tmp_path: Path, bases: Path) -> None:
+    jobs = TuneJobs(tmp_path, bases)
+    options = TuneOptions(steps=4, batch_size=2, max_seq_len=64, checkpoint_every=1, held_out=0.0)
     job = jobs.create("resumed", BASE, base_path(), "codes", 1, examples()[:4], [], options)
 
     def kill_after_the_first_checkpoint(event: dict[str, Any]) -> None:
@@ -82,11 +83,29 @@ def test_a_killed_job_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     assert killed.status == "interrupted"
     assert killed.error == "the training process was killed by signal 9; resume from the last checkpoint"
     assert jobs.get(job.id).status == "interrupted"
+
+    # Stopped as a gateway that shuts down stops it, once its second step is checkpointed.
+    stop = threading.Event()
     events: list[dict[str, Any]] = []
-    resumed = jobs.run(killed, events.append)
+
+    def stop_after_a_checkpoint(event: dict[str, Any]) -> None:
+        events.append(event)
+        if event["event"] == "checkpoint":
+            stop.set()
+
+    stopped = jobs.run(killed, stop_after_a_checkpoint, stop=stop)
+    assert (stopped.status, stopped.error) == ("interrupted", "stopped before it finished")
+    # Resumed at the checkpoint it was killed after (or the next, had the worker got that far first).
+    resumed_at = events[0]["step"]
+    assert events[0]["event"] == "loaded" and resumed_at >= 1 and events[0]["steps"] == 4
+    assert multiprocessing.active_children() == []  # the worker is gone
+    checkpointed = next(e["step"] for e in events if e["event"] == "checkpoint")
+    assert checkpointed == resumed_at + 1
+    events.clear()
+    resumed = jobs.run(stopped, events.append)
     assert resumed.status == "finished", resumed.error
-    assert events[0] == {**events[0], "event": "loaded", "step": 1, "steps": 3}
-    assert [e["step"] for e in events if e["event"] == "step"] == [2, 3]
+    assert events[0]["event"] == "loaded" and events[0]["step"] >= checkpointed
+    assert [e["step"] for e in events if e["event"] == "step"] == list(range(events[0]["step"] + 1, 5))
     assert Path(resumed.adapter or "").exists()
 
 

@@ -68,8 +68,10 @@ class Job:
 
 
 class TuneJobs:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, bases: Path | None = None) -> None:
+        """`bases`: where dequantised base models are kept between jobs (default `root/bases`)."""
         self.root = root
+        self.bases = bases or root / "bases"
 
     def create(
         self,
@@ -114,7 +116,7 @@ class TuneJobs:
     def all(self) -> list[Job]:
         if not self.root.exists():
             return []
-        found = [self.get(p.parent.name) for p in self.root.glob("*/job.json")]
+        found = [self.get(p.parent.name) for p in self.root.glob("tune-*/job.json")]
         return sorted(found, key=lambda j: j.created_at)
 
     def examples(self, job: Job, split: str = "train") -> list[Example]:
@@ -136,7 +138,9 @@ class TuneJobs:
             raise InvalidRequest(f"{job.id} has finished; its adapter is {job.adapter}")
         context = multiprocessing.get_context("spawn")
         events: Any = context.Queue()
-        worker = context.Process(target=work, args=(str(self.root / job.id), events), daemon=True)
+        worker = context.Process(
+            target=work, args=(str(self.root / job.id), str(self.bases), events), daemon=True
+        )
         job = self._save(replace(job, status="running", error=None))
         worker.start()
         try:
@@ -192,7 +196,7 @@ def _died(code: int | None) -> str:
     return f"the training process {how}; resume from the last checkpoint"
 
 
-def work(directory: str, events: Any) -> None:
+def work(directory: str, bases: str, events: Any) -> None:
     """The worker process: train the job in `directory`, export its adapter, report each step."""
     os.environ["TQDM_DISABLE"] = "1"  # transformers' GGUF loader draws a bar of its own
     from strato.tune.export import export_adapter
@@ -202,7 +206,8 @@ def work(directory: str, events: Any) -> None:
     jobs = TuneJobs(job_dir.parent)
     job = jobs.get(job_dir.name)
     try:
-        outcome = train(Path(job.base_path), jobs.examples(job), job.tune_options, job_dir, events.put)
+        examples = jobs.examples(job)
+        outcome = train(Path(job.base_path), examples, job.tune_options, job_dir, events.put, Path(bases))
         if outcome.status == "stopped":
             events.put({"event": "stopped", "step": outcome.step, "steps": outcome.steps})
             return

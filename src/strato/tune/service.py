@@ -7,6 +7,7 @@ serving throughout. Closing the service stops a running job where it is (resumab
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 from collections import deque
@@ -20,7 +21,7 @@ from strato.evals.targets import GatewayTarget
 from strato.gateway import Gateway
 from strato.tune.examples import examples_from_cases, local_base, split
 from strato.tune.gate import run_gate
-from strato.tune.jobs import Job, NameTaken, TuneJobs
+from strato.tune.jobs import POLL_SECONDS, Job, NameTaken, TuneJobs
 from strato.tune.options import TuneOptions
 from strato.tune.registry import TunedModels
 
@@ -102,7 +103,15 @@ class TuneService:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        asyncio.run_coroutine_threadsafe(self._serve_and_gate(ended), loop).result()
+        served = asyncio.run_coroutine_threadsafe(self._serve_and_gate(ended), loop)
+        while True:  # not `result()` alone: a gateway closing waits for this thread, on the loop
+            try:
+                served.result(timeout=POLL_SECONDS)
+                return
+            except concurrent.futures.TimeoutError:
+                if self._stop.is_set():
+                    served.cancel()
+                    return
 
     async def _serve_and_gate(self, job: Job) -> None:
         """On the event loop: serve the new model now, then run the gate through this gateway."""

@@ -74,16 +74,50 @@ def schedule(count: int, options: TuneOptions) -> list[list[int]]:
     return batches[:steps]
 
 
-def load_base(base: Path) -> tuple[Any, Any]:
-    """The base GGUF as a transformers model (fp32) and its tokenizer."""
+def load_base(base: Path, cache: Path | None = None) -> tuple[Any, Any]:
+    """The base GGUF as a transformers model (fp32) and its tokenizer. With `cache`, the
+    dequantised model is kept there in transformers' own format, keyed by the GGUF's path, size and
+    modification time: the next job on the same base loads it in a second or two instead of
+    dequantising it again (about 17 s for SmolLM2-135M; 540 MB on disk)."""
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    kept = None if cache is None else cache / _cache_key(base)
+    if kept is not None and (kept / "config.json").exists():
+        model = AutoModelForCausalLM.from_pretrained(str(kept), dtype="float32")
+        return model, AutoTokenizer.from_pretrained(str(kept))
     tokenizer = AutoTokenizer.from_pretrained(str(base.parent), gguf_file=base.name)
     model = AutoModelForCausalLM.from_pretrained(str(base.parent), gguf_file=base.name, dtype="float32")
+    if kept is not None:
+        _keep(model, tokenizer, kept)
     return model, tokenizer
+
+
+def _cache_key(base: Path) -> str:
+    import hashlib
+
+    stat = base.stat()
+    seen = f"{base.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()
+    return f"{base.stem}-{hashlib.sha256(seen).hexdigest()[:16]}"
+
+
+def _keep(model: Any, tokenizer: Any, folder: Path) -> None:
+    """Save the dequantised model for the next job, in one rename. transformers refuses to save a
+    model it loaded from a GGUF until the model forgets it was quantised; its weights are plain
+    fp32 by then."""
+    import shutil
+
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(str(partial))
+    tokenizer.save_pretrained(str(partial))
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
 
 
 def train(
@@ -92,15 +126,17 @@ def train(
     options: TuneOptions,
     job_dir: Path,
     report: Report,
+    bases: Path | None = None,
 ) -> Outcome:
     """Train an adapter on `examples`, checkpointing to `job_dir/checkpoint` and, once done, saving
-    it to `job_dir/adapter`. Resumes from the checkpoint when there is one."""
+    it to `job_dir/adapter`. Resumes from the checkpoint when there is one. `bases`: where
+    dequantised bases are kept between jobs (`load_base`)."""
     import torch
     from peft import LoraConfig, PeftModel, get_peft_model
 
     torch.manual_seed(options.seed)
     started = time.monotonic()
-    model, tokenizer = load_base(base)
+    model, tokenizer = load_base(base, bases)
     model.config.use_cache = False
     checkpoint = recovered(job_dir / "checkpoint")
     blocks = model.config.num_hidden_layers
