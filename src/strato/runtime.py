@@ -109,7 +109,8 @@ def build_runtime(
     try:
         local_price = Price(settings.engine.input_cost, settings.engine.output_cost)
         models = build_models(settings.models, settings.engine.memory_budget_mb, local_price)
-        TunedModels(engine).serve(models)
+        tuned = TunedModels(engine)
+        tuned.serve(models)
         cache = open_answer_cache(settings.cache, store.data_dir.expanduser(), models, clock)
         keys = KeyStore(engine) if settings.server.admin_keys() else None
         if keys is not None:
@@ -130,7 +131,7 @@ def build_runtime(
     )
     datasets, runs = DatasetStore(engine), RunStore(engine)
     jobs = TuneJobs(store.data_dir.expanduser() / "tune")
-    tune = TuneService(settings, jobs, datasets, TunedModels(engine), runs, gateway)
+    tune = TuneService(settings, jobs, datasets, tuned, runs, gateway)
     return Runtime(
         settings,
         engine,

@@ -21,12 +21,10 @@ from strato.cli.options import ConfigOption, dataset_ref
 from strato.config import Settings, describe_validation_error, load_settings
 from strato.errors import StratoError
 from strato.evals.datasets import DatasetStore
-from strato.evals.runs import RunStore
 from strato.evals.targets import GatewayTarget
 from strato.runtime import build_runtime
 from strato.store.database import open_database
-from strato.tune.examples import examples_from_cases, local_base, split
-from strato.tune.gate import SCORER, Verdict, run_gate
+from strato.tune.gate import SCORER, Verdict, gate_job
 from strato.tune.jobs import Job, TuneJobs
 from strato.tune.options import TuneOptions
 from strato.tune.registry import TunedModel, TunedModels
@@ -107,23 +105,21 @@ def run(
             )
             if any(m.name == name for m in settings.models):
                 _refuse(f"a model named {name!r} is configured already; choose another --name")
-            base_path = local_base(settings, base)
             store = DatasetStore.open(settings.store.resolved_url())
             try:
-                found, cases = store.get(*dataset_ref(dataset))
+                job = jobs.from_dataset(settings, store, *dataset_ref(dataset), base, name, options)
             finally:
                 store.close()
-            training, kept = split(examples_from_cases(cases, found.name), options.held_out, options.seed)
-            job = jobs.create(name, base, base_path, found.name, found.version, training, kept, options)
     except StratoError as exc:
         _refuse(str(exc))
     except ValidationError as exc:  # an option out of its range
         _refuse(describe_validation_error(exc))
     database = open_database(settings.store.resolved_url())
+    registry = TunedModels(database)
     try:
-        ended = _train(jobs, job, TunedModels(database))
+        ended = _train(jobs, job, registry)
         if ended is not None:
-            _gate(settings, database, jobs, ended)
+            _gate(settings, database, registry, ended)
     finally:
         database.dispose()
 
@@ -172,24 +168,20 @@ def _train(jobs: TuneJobs, job: Job, registry: TunedModels) -> Job | None:
     _refuse(f"{ended.id} {ended.status}: {ended.error}; `strato tune run --resume {ended.id}` carries on")
 
 
-def _gate(settings: Settings, database: Engine, jobs: TuneJobs, job: Job) -> None:
+def _gate(settings: Settings, database: Engine, registry: TunedModels, job: Job) -> None:
     """The evaluation gate on the job's held-out cases, in this process; the verdict is stored."""
     console = Console(stderr=True)
-    held = jobs.examples(job, "held_out")
-    store = DatasetStore(database)
-    cases = [c for c in store.get(job.dataset, job.version)[1] if c.position in set(job.held_out)]
-    console.print(f"gate: {job.base} and {job.name} answer the {len(held)} held-out cases")
+    console.print(f"gate: {job.base} and {job.name} answer the {len(job.held_out)} held-out cases")
     runtime = build_runtime(settings, database)  # serves the model just registered
     target = GatewayTarget(runtime.gateway, settings.server.master_key, owner=runtime)
 
     async def gated() -> Verdict:
         try:
-            return await run_gate(target, RunStore(database), job, cases)
+            return await gate_job(target, runtime.runs, runtime.datasets, registry, job)
         finally:
             await target.aclose()
 
     verdict = asyncio.run(gated())
-    TunedModels(database).judged(job.name, verdict.stage, verdict.as_dict())
     if verdict.base is not None and verdict.tuned is not None:
         console.print(
             f"{SCORER}: {job.base} {verdict.base:.3f}, {job.name} {verdict.tuned:.3f} ({verdict.cases} cases)"

@@ -6,11 +6,13 @@ model and the two runs can be compared again with `strato eval compare`."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from strato.evals.compare import compare_runs
+from strato.evals.datasets import DatasetStore
 from strato.evals.runner import run_config, run_eval
 from strato.evals.runs import RunStore
 from strato.evals.scorers import build_scorer
@@ -18,6 +20,7 @@ from strato.evals.targets import GatewayTarget
 from strato.evals.types import Case
 from strato.tokens import approx_tokens
 from strato.tune.jobs import Job
+from strato.tune.registry import TunedModels
 
 SCORER = "normalised"  # the expected answer, ignoring case, punctuation and spacing
 
@@ -78,3 +81,17 @@ async def run_gate(target: GatewayTarget, runs: RunStore, job: Job, cases: Seque
         base_run.id,
         tuned_run.id,
     )
+
+
+async def gate_job(
+    target: GatewayTarget, runs: RunStore, datasets: DatasetStore, registry: TunedModels, job: Job
+) -> Verdict:
+    """The gate on `job`'s held-out cases (read from its data set version), its verdict stored
+    with the registered model. The store's reads and writes run on threads."""
+    held = set(job.held_out)
+    cases = [
+        c for c in (await asyncio.to_thread(datasets.get, job.dataset, job.version))[1] if c.position in held
+    ]
+    verdict = await run_gate(target, runs, job, cases)
+    await asyncio.to_thread(registry.judged, job.name, verdict.stage, verdict.as_dict())
+    return verdict

@@ -22,11 +22,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from strato.config import Settings
 from strato.errors import InvalidRequest, StratoError
-from strato.tune.examples import Example
+from strato.evals.datasets import DatasetStore
+from strato.tune.examples import Example, examples_from_cases, local_base, split
 from strato.tune.options import TuneOptions
 
-RESUMABLE = ("created", "running", "stopped", "interrupted", "failed")
 POLL_SECONDS = 0.5  # how often the parent looks whether a silent worker is still alive
 
 
@@ -106,6 +107,24 @@ class TuneJobs:
                 for e in examples:
                     out.write(json.dumps({"split": split, **asdict(e)}) + "\n")
         return self._save(job)
+
+    def from_dataset(
+        self,
+        settings: Settings,
+        datasets: DatasetStore,
+        dataset: str,
+        version: int | None,
+        base: str,
+        name: str,
+        options: TuneOptions,
+    ) -> Job:
+        """A job training `base` (a configured local model) on a data set version's cases, with
+        `options.held_out` of them held out by `options.seed`: what `strato tune run` and
+        `POST /admin/tune/jobs` create."""
+        base_path = local_base(settings, base)
+        found, cases = datasets.get(dataset, version)
+        training, held = split(examples_from_cases(cases, found.name), options.held_out, options.seed)
+        return self.create(name, base, base_path, found.name, found.version, training, held, options)
 
     def get(self, job_id: str) -> Job:
         path = self.root / job_id / "job.json"

@@ -19,8 +19,7 @@ from strato.evals.datasets import DatasetStore
 from strato.evals.runs import RunStore
 from strato.evals.targets import GatewayTarget
 from strato.gateway import Gateway
-from strato.tune.examples import examples_from_cases, local_base, split
-from strato.tune.gate import run_gate
+from strato.tune.gate import gate_job
 from strato.tune.jobs import POLL_SECONDS, Job, NameTaken, TuneJobs
 from strato.tune.options import TuneOptions
 from strato.tune.registry import TunedModels
@@ -59,7 +58,10 @@ class TuneService:
         if name in self.gateway.models.generators or name in self.gateway.models.embedders:
             raise NameTaken(f"a model named {name!r} is served already; choose another name")
         self._loop = asyncio.get_running_loop()
-        job = await asyncio.to_thread(self._create, dataset, version, base, name, options)
+        create = self.jobs.from_dataset
+        job = await asyncio.to_thread(
+            create, self.settings, self.datasets, dataset, version, base, name, options
+        )
         self._done[job.id] = self._loop.create_future()
         with self._lock:
             self._queue.append(job.id)
@@ -67,12 +69,6 @@ class TuneService:
                 self._thread = threading.Thread(target=self._work, name="strato-tune", daemon=True)
                 self._thread.start()
         return job
-
-    def _create(self, dataset: str, version: int | None, base: str, name: str, options: TuneOptions) -> Job:
-        base_path = local_base(self.settings, base)
-        found, cases = self.datasets.get(dataset, version)
-        training, held = split(examples_from_cases(cases, found.name), options.held_out, options.seed)
-        return self.jobs.create(name, base, base_path, found.name, found.version, training, held, options)
 
     def queued(self) -> list[str]:
         with self._lock:
@@ -119,15 +115,8 @@ class TuneService:
         if model is None:
             return
         self.gateway.models.add(model.entry())
-        held = set(job.held_out)
-        cases = [
-            c
-            for c in (await asyncio.to_thread(self.datasets.get, job.dataset, job.version))[1]
-            if c.position in held
-        ]
         target = GatewayTarget(self.gateway, self.settings.server.master_key)
-        verdict = await run_gate(target, self.runs, job, cases)
-        await asyncio.to_thread(self.registry.judged, job.name, verdict.stage, verdict.as_dict())
+        verdict = await gate_job(target, self.runs, self.datasets, self.registry, job)
         log.info("fine-tuned model %s: %s (%s)", job.name, verdict.stage, verdict.reason)
 
     def _settle(self, job_id: str) -> None:
